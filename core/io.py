@@ -1,0 +1,290 @@
+"""Reading and writing experiment logs: CSV, CSV.GZ and Parquet, plus column auto-detection.
+
+The format is recognised from the file's first bytes, not its name, so a renamed file still
+loads and a file that is neither CSV nor Parquet gets a clear message instead of garbage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .errors import UserError
+
+PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _human_size(n_bytes: int) -> str:
+    if n_bytes >= 1024**2:
+        return f"{n_bytes / 1024**2:.1f} MB"
+    if n_bytes >= 1024:
+        return f"{n_bytes / 1024:.1f} KB"
+    return f"{n_bytes} bytes"
+
+
+def _load_bytes(source: str | os.PathLike | bytes, name: str, max_bytes: int | None) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        size = len(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise UserError(f"file '{path}' does not exist")
+        if path.is_dir():
+            raise UserError(f"'{path}' is a folder; expected a CSV, CSV.GZ or Parquet file")
+        size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise UserError(
+            f"file '{name}' is {_human_size(size)}, above the upload limit of "
+            f"{_human_size(max_bytes)}; sample it down or raise server.maxUploadSize"
+        )
+    if size == 0:
+        raise UserError(f"file '{name}' is empty (0 bytes); expected a CSV, CSV.GZ or Parquet file")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    return Path(source).read_bytes()
+
+
+def _decode_text(raw: bytes, name: str) -> str:
+    if b"\x00" in raw[:65536]:
+        raise UserError(
+            f"file '{name}' is not a CSV or Parquet file (it contains binary data); "
+            "expected comma-separated text, gzip-compressed CSV or Parquet"
+        )
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise UserError(f"file '{name}' is not UTF-8 or Windows-1252 text; expected a CSV file")
+
+
+def _sniff_delimiter(text: str) -> str:
+    first_line = text.split("\n", 1)[0]
+    counts = {d: first_line.count(d) for d in DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else ","
+
+
+def read_table(
+    source: str | os.PathLike | bytes,
+    *,
+    name: str | None = None,
+    str_columns: Iterable[str] = (),
+    max_bytes: int | None = None,
+) -> pd.DataFrame:
+    """Read an experiment log from a path or from uploaded bytes.
+
+    Parameters
+    ----------
+    source : path or bytes
+        CSV (any of ``, ; TAB |`` as delimiter), gzip-compressed CSV, or Parquet.  The format
+        is recognised from the content.
+    name : str, optional
+        Name used in messages (defaults to the path).
+    str_columns : iterable of str
+        Columns read as text exactly as the file writes them (the action column: arm labels
+        ``1`` and ``1.0`` stay different labels).
+    max_bytes : int, optional
+        Size limit; a larger file is refused with a message giving both sizes.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    UserError
+        Missing, empty, oversized or unreadable files, and files without data rows.
+    """
+    name = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "upload")
+    raw = _load_bytes(source, name, max_bytes)
+    str_columns = list(str_columns)
+
+    if raw[:4] == PARQUET_MAGIC:
+        try:
+            frame = pd.read_parquet(io.BytesIO(raw))
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise UserError(f"file '{name}' looks like Parquet but could not be read: {exc}") from exc
+        for col in str_columns:
+            if col in frame.columns:
+                frame[col] = frame[col].astype("string").astype(object).where(frame[col].notna(), None)
+    else:
+        if raw[:2] == GZIP_MAGIC:
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as exc:
+                raise UserError(f"file '{name}' is a damaged gzip file: {exc}") from exc
+            if not raw:
+                raise UserError(f"file '{name}' is an empty gzip file; expected compressed CSV")
+            if raw[:4] == PARQUET_MAGIC:
+                raise UserError(f"file '{name}' is a gzipped Parquet file; upload the .parquet itself")
+        text = _decode_text(raw, name)
+        if not text.strip():
+            raise UserError(f"file '{name}' has no content (only blank lines); expected a CSV header and rows")
+        sep = _sniff_delimiter(text)
+        header = [h.strip().strip('"') for h in text.split("\n", 1)[0].rstrip("\r").split(sep)]
+        repeated = sorted({h for h in header if h and header.count(h) > 1})
+        if repeated:
+            raise UserError(f"file '{name}' has duplicated column names: {', '.join(repeated)}; each column needs its own name")
+        dtype = {c: str for c in str_columns if c in header}
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=dtype or None, keep_default_na=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"file '{name}' could not be parsed as CSV: {first}") from exc
+    if frame.shape[1] == 0:
+        raise UserError(f"file '{name}' has no columns; expected a header row")
+    if len(frame) == 0:
+        raise UserError(f"file '{name}' has a header but no data rows")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if dupes:
+        raise UserError(f"file '{name}' has duplicated column names: {', '.join(dupes)}")
+    return frame
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``frame`` as Parquet, CSV or CSV.GZ according to the path's suffix.
+
+    Gzip output carries no timestamp, so equal frames give equal bytes.
+    """
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]).lower()
+    if path.parent and not path.parent.exists():
+        raise UserError(f"output folder '{path.parent}' does not exist")
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif suffix.endswith(".csv.gz"):
+        buffer = frame.to_csv(index=False).encode("utf-8")
+        with open(path, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, filename="") as gz:
+            gz.write(buffer)
+    elif path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        raise UserError(f"output '{path}' must end in .parquet, .csv or .csv.gz")
+    return path
+
+
+# --- column auto-detection ------------------------------------------------------------------
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
+ROLE_NAMES: dict[str, tuple[str, ...]] = {
+    "action": ("action", "arm", "offer", "treatment", "treatment_group", "treatment_arm", "variant",
+               "promotion", "promo", "group", "campaign", "incentive", "assignment", "w", "t"),
+    "value": ("revenue", "spend", "value", "sales", "net_revenue", "gross_revenue", "margin", "gmv",
+              "profit", "amount", "y", "outcome", "purchase", "conversion", "converted", "visit"),
+    "cost": ("cost", "incentive_cost", "offer_cost", "discount_cost", "coupon_cost", "redeemed_cost",
+             "redemption_cost", "realised_cost", "realized_cost"),
+    "propensity": ("propensity", "propensity_score", "pscore", "logging_propensity", "logging_prob",
+                   "action_prob", "p", "prob"),
+    "segment": ("lifecycle", "lifecycle_stage", "lifecycle_segment", "customer_segment", "stage",
+                "customer_stage", "segment", "tier"),
+    "time": ("day", "date", "decision_day", "decision_date", "send_date", "timestamp", "time", "week",
+             "ts", "event_date"),
+    "id": ("id", "customer_id", "user_id", "unit_id", "client_id", "account_id", "member_id", "uid"),
+}
+
+# Outcome-like or post-treatment columns kept out of the default features in the app: they
+# are measured after the offer was sent and would leak it into the model.
+POST_TREATMENT_NAMES = ("visit", "visits", "conversion", "converted", "purchase", "purchased",
+                        "spend", "revenue", "exposure", "exposed", "redeemed", "redemption",
+                        "clicked", "click", "opened", "open", "order", "orders_after", "cost")
+
+CONTROL_NAMES = ("control", "no_offer", "none", "no", "no_e_mail", "no_email", "holdout", "hold_out",
+                 "baseline", "0", "false", "nothing", "no_treatment", "no_promo", "no_promotion",
+                 "untreated", "ctrl")
+
+
+def guess_control(labels: Iterable[str]) -> str | None:
+    """Return the label that looks like the no-offer arm, or ``None``."""
+    labels = [str(l) for l in labels]
+    for label in labels:
+        if _norm(label) in CONTROL_NAMES:
+            return label
+    for label in labels:
+        n = _norm(label)
+        if n.startswith("no_") or n.startswith("control") or n.endswith("_control"):
+            return label
+    return None
+
+
+def _first_match(columns: list[str], role: str, taken: set[str]) -> str | None:
+    by_norm = {}
+    for c in columns:
+        by_norm.setdefault(_norm(c), c)
+    for candidate in ROLE_NAMES[role]:
+        col = by_norm.get(candidate)
+        if col is not None and col not in taken:
+            return col
+    return None
+
+
+def detect_mapping(frame: pd.DataFrame, max_arms: int = 20) -> dict:
+    """Guess the column roles of an experiment log from names and contents.
+
+    The action column is the first column with a common name (``offer``, ``treatment``,
+    ``promotion``…) holding 2 to ``max_arms`` labels; failing that, a low-cardinality column
+    containing a control-like label (``No E-Mail``, ``control``…).  The result is a plain
+    dict of :class:`core.schema.ColumnMap` fields; any role may be ``None`` when nothing
+    fits, and the user overrides all of them.
+    """
+    columns = [str(c) for c in frame.columns]
+    taken: set[str] = set()
+
+    def low_cardinality(col: str) -> bool:
+        n = frame[col].nunique(dropna=True)
+        return 2 <= n <= max_arms
+
+    action = None
+    by_norm = {_norm(c): c for c in columns}
+    for candidate in ROLE_NAMES["action"]:
+        col = by_norm.get(candidate)
+        if col is not None and low_cardinality(col):
+            action = col
+            break
+    if action is None:
+        # e.g. Hillstrom's `segment`: a text column holding a label such as "No E-Mail".
+        # Binary 0/1 flags (mens, newbie) are not arms, so "0"/"false" do not count here.
+        for col in columns:
+            if low_cardinality(col) and frame[col].dtype.kind not in "fcbiu":
+                label = guess_control(frame[col].dropna().astype(str).unique())
+                if label is not None and _norm(label) not in ("0", "false", "no"):
+                    action = col
+                    break
+    control = None
+    if action is not None:
+        taken.add(action)
+        labels = sorted(frame[action].dropna().astype(str).unique())
+        control = guess_control(labels)
+
+    mapping: dict = {"action": action, "control": control}
+    for role in ("id", "propensity", "cost", "value", "time", "segment"):
+        col = _first_match(columns, role, taken)
+        if role == "segment" and col is not None and not (2 <= frame[col].nunique() <= 50):
+            col = None
+        if role == "propensity" and col is not None:
+            values = pd.to_numeric(frame[col], errors="coerce")
+            if not (values.dropna().between(0, 1).all() and values.notna().any()):
+                col = None
+        if role in ("value", "cost") and col is not None and not pd.api.types.is_numeric_dtype(frame[col]):
+            col = None
+        if role == "id" and col is not None and frame[col].duplicated().any():
+            col = None
+        mapping[role] = col
+        if col is not None:
+            taken.add(col)
+    excluded = [c for c in columns if c not in taken and _norm(c) in POST_TREATMENT_NAMES]
+    mapping["features"] = [c for c in columns if c not in taken and c not in excluded]
+    mapping["excluded_features"] = excluded
+    return mapping

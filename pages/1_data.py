@@ -1,0 +1,123 @@
+"""Step 1 · Data: open a sample or upload a log, map its columns, check it, save a scenario."""
+
+import streamlit as st
+
+from core.charts import arm_summary_figure
+from core.datasets import SAMPLES
+from core.errors import UserError
+from ui import cached, state
+from ui.widgets import mapping_editor, show_error
+
+ws = cached.workspace()
+problem = state.restore_from_url(ws)
+cur = state.current()
+
+st.title("Data")
+st.caption("Open the experiment log: one row per customer, the offer they were sent, and what happened next.")
+if problem:
+    st.warning(problem)
+
+SOURCES = ["Sample data", "Upload a file", "Saved scenario"]
+source = st.radio("Start from", SOURCES, horizontal=True, key="data_source",
+                  index=2 if cur.scenario_id else 0)
+
+if source == "Sample data":
+    keys = list(SAMPLES)
+    default_key = cur.source.split(":", 1)[1] if cur.source and cur.source.startswith("sample:") else keys[0]
+    key = st.selectbox("Sample", keys, index=keys.index(default_key) if default_key in keys else 0,
+                       format_func=lambda k: SAMPLES[k].title)
+    st.caption(SAMPLES[key].description)
+    try:
+        dataset_id = cached.sample_dataset_id(key, str(ws.path))
+    except UserError as exc:
+        show_error(exc)
+        st.stop()
+    sample = SAMPLES[key]
+    state.set_dataset(dataset_id, sample.title, f"sample:{key}", sample.mapping)
+
+elif source == "Upload a file":
+    limit_mb = cached.upload_limit_bytes() // (1024 * 1024)
+    upload = st.file_uploader(
+        f"Experiment log (CSV, CSV.GZ or Parquet, up to {limit_mb} MB)", type=["csv", "gz", "parquet"],
+        help="One row per customer and decision. Your file is stored in the workspace as soon as it is read.")
+    if upload is None:
+        if cur.dataset_id is None or not (cur.source or "").startswith("upload:"):
+            st.info("Choose a file to continue. Nothing has changed in your saved scenarios.")
+            st.stop()
+    else:
+        known = st.session_state.get("upload_ids", {})
+        if upload.file_id not in known:
+            try:
+                dataset_id, _ = cached.store_upload(upload.getvalue(), upload.name)
+            except UserError as exc:
+                show_error(exc, f"'{upload.name}' cannot be used")
+                st.caption("Your saved scenarios are untouched.")
+                st.stop()
+            known[upload.file_id] = dataset_id
+            st.session_state["upload_ids"] = known
+        dataset_id = known[upload.file_id]
+        detected = cached.detected_mapping(dataset_id, str(ws.path))
+        state.set_dataset(dataset_id, upload.name, f"upload:{upload.name}",
+                          {k: v for k, v in detected.items() if k != "excluded_features"})
+
+else:
+    scenarios = ws.list_scenarios()
+    if not scenarios:
+        st.info("No saved scenarios yet. Open a sample or upload a file, then save it below.")
+        st.stop()
+    ids = [s.id for s in scenarios]
+    names = {s.id: f"{s.name} · {s.config.get('dataset_name', s.dataset_id)} · saved {s.updated_at:%Y-%m-%d %H:%M}" for s in scenarios}
+    chosen = st.selectbox("Scenario", ids, index=ids.index(cur.scenario_id) if cur.scenario_id in ids else 0,
+                          format_func=names.get)
+    if chosen != cur.scenario_id:
+        state.open_scenario(ws, chosen)
+        st.rerun()
+
+cur = state.current()
+frame = cached.dataset_frame(cur.dataset_id, str(ws.path))
+detected = cached.detected_mapping(cur.dataset_id, str(ws.path))
+
+st.subheader(cur.dataset_name or "Dataset")
+st.caption(f"{len(frame):,} rows × {frame.shape[1]} columns · workspace id `{cur.dataset_id}`")
+with st.expander("Preview (first 200 rows)", expanded=False):
+    st.dataframe(frame.head(200), hide_index=True)
+
+st.subheader("Column roles")
+st.caption("Pre-filled by auto-detection. Change anything that is wrong.")
+mapping = mapping_editor(frame, cur.mapping or detected, detected, key=f"map_{cur.dataset_id}_{cur.revision}")
+state.set_mapping(mapping)
+
+try:
+    log = cached.experiment_log(cur.dataset_id, mapping)
+except UserError as exc:
+    show_error(exc)
+    st.stop()
+
+st.success(f"The log fits the mapping: {log.n:,} customers, {len(log.labels)} arms, "
+           f"control '{log.control}', {len(log.features)} features.", icon=":material/check_circle:")
+if not log.columns.propensity:
+    st.info("No logged propensity: later steps estimate it from the features and say so.")
+
+st.subheader("Per-arm summary")
+summary = log.arm_summary()
+st.dataframe(summary, hide_index=True, column_config={
+    "share": st.column_config.NumberColumn(format="percent"),
+    "mean_value": st.column_config.NumberColumn("mean value", format="%.4f"),
+    "mean_cost": st.column_config.NumberColumn("mean cost", format="%.4f"),
+})
+st.plotly_chart(arm_summary_figure(summary))
+st.download_button("Download per-arm summary (CSV)", summary.to_csv(index=False).encode(),
+                   file_name="arm_summary.csv", mime="text/csv")
+
+st.subheader("Save as a scenario")
+with st.form("save_scenario"):
+    name = st.text_input("Scenario name", value=cur.scenario_name or f"{cur.dataset_name} analysis",
+                         help="Saved in the workspace with the mapping; reopen it later from the link or the list.")
+    saved = st.form_submit_button("Save scenario", type="primary")
+if saved:
+    try:
+        scenario_id = state.save_scenario(ws, name)
+    except UserError as exc:
+        show_error(exc)
+    else:
+        st.success(f"Saved scenario '{name}'. Its link: `?scenario={scenario_id}`", icon=":material/save:")

@@ -1,0 +1,1 @@
+"""Streamlit-aware glue between the pages and ``core``: session state, caching, widgets."""

@@ -1,0 +1,67 @@
+"""Cached access to ``core``: frames with ``st.cache_data``, shared objects with ``st.cache_resource``.
+
+Everything is keyed by content (dataset id = content fingerprint) plus parameters, so a
+revisit is instant and two sessions never see each other's unsaved state.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.datasets import SAMPLES, load_sample
+from core.io import detect_mapping, read_table
+from core.schema import ColumnMap, ExperimentLog
+from core.workspace import Workspace, default_path
+
+
+def workspace() -> Workspace:
+    """The workspace of this server (``UPLIFT_STUDIO_WORKSPACE`` or the home default)."""
+    return _workspace(str(default_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(path: str) -> Workspace:
+    return Workspace(path)
+
+
+def upload_limit_bytes() -> int:
+    return int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+
+
+@st.cache_resource(show_spinner="Opening the sample…")
+def sample_dataset_id(key: str, workspace_path: str) -> str:
+    """Store a shipped sample in the workspace once per server; return its dataset id."""
+    sample = SAMPLES[key]
+    return Workspace(workspace_path).save_dataset(load_sample(key), sample.title, source=f"sample:{key}").id
+
+
+@st.cache_data(show_spinner="Loading the dataset…", max_entries=8)
+def dataset_frame(dataset_id: str, workspace_path: str) -> pd.DataFrame:
+    return Workspace(workspace_path).load_dataset(dataset_id)
+
+
+def store_upload(data: bytes, name: str) -> tuple[str, pd.DataFrame]:
+    """Read an upload and store it in the workspace at once, so it is never lost."""
+    frame = read_table(data, name=name, max_bytes=upload_limit_bytes())
+    record = workspace().save_dataset(frame, name, source=f"upload:{name}")
+    return record.id, frame
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def detected_mapping(dataset_id: str, workspace_path: str) -> dict:
+    return detect_mapping(dataset_frame(dataset_id, workspace_path))
+
+
+@st.cache_resource(show_spinner="Checking the log…", max_entries=16)
+def _experiment_log(dataset_id: str, workspace_path: str, mapping_json: str) -> ExperimentLog:
+    mapping = json.loads(mapping_json)
+    frame = dataset_frame(dataset_id, workspace_path)
+    return ExperimentLog.from_frame(frame, ColumnMap.from_dict(mapping), require_value=True)
+
+
+def experiment_log(dataset_id: str, mapping: dict) -> ExperimentLog:
+    """The validated log for a dataset and mapping (raises :class:`core.errors.UserError`)."""
+    return _experiment_log(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True))

@@ -1,0 +1,99 @@
+"""Typed accessors over ``st.session_state`` and the scenario in the URL.
+
+A browser session holds: the loaded dataset (a workspace id), its column mapping, and the
+scenario it belongs to.  The scenario id also lives in the URL (``?scenario=…``) so a reload
+or a shared link reopens the same work; saved state lives in the workspace, unsaved state
+only in this browser session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from core.errors import UserError
+
+QUERY_KEY = "scenario"
+
+
+@dataclass
+class Current:
+    """What this browser session is working on."""
+
+    dataset_id: str | None = None
+    dataset_name: str | None = None
+    source: str | None = None
+    mapping: dict = field(default_factory=dict)
+    scenario_id: str | None = None
+    scenario_name: str | None = None
+    config: dict = field(default_factory=dict)
+    # Bumped whenever the mapping is replaced from outside the widgets (a scenario opened),
+    # so the mapping widgets start again from the new values.
+    revision: int = 0
+
+
+def current() -> Current:
+    if "current" not in st.session_state:
+        st.session_state["current"] = Current()
+    return st.session_state["current"]
+
+
+def set_dataset(dataset_id: str, name: str, source: str, mapping: dict) -> None:
+    """Switch to another dataset; the mapping starts from ``mapping`` and the scenario is new."""
+    cur = current()
+    if cur.dataset_id == dataset_id:
+        return
+    cur.dataset_id, cur.dataset_name, cur.source = dataset_id, name, source
+    cur.mapping = dict(mapping)
+    cur.scenario_id = cur.scenario_name = None
+    cur.config = {}
+    cur.revision += 1
+    if QUERY_KEY in st.query_params:
+        del st.query_params[QUERY_KEY]
+
+
+def set_mapping(mapping: dict) -> None:
+    current().mapping = dict(mapping)
+
+
+def open_scenario(workspace, scenario_id: str) -> None:
+    """Load a saved scenario (dataset + mapping + choices) into this session."""
+    record = workspace.get_scenario(scenario_id)
+    dataset = workspace.get_dataset(record.dataset_id)
+    cur = current()
+    cur.dataset_id, cur.dataset_name = dataset.id, dataset.name
+    cur.source = record.config.get("source", dataset.source)
+    cur.mapping = dict(record.config.get("mapping", {}))
+    cur.scenario_id, cur.scenario_name = record.id, record.name
+    cur.config = dict(record.config)
+    cur.revision += 1
+    st.query_params[QUERY_KEY] = record.id
+
+
+def save_scenario(workspace, name: str) -> str:
+    """Save the session's dataset, mapping and choices as a scenario; return its id."""
+    cur = current()
+    if cur.dataset_id is None:
+        raise UserError("there is no dataset to save; open a sample or upload a file first")
+    config = {**cur.config, "mapping": cur.mapping, "source": cur.source, "dataset_name": cur.dataset_name}
+    record = workspace.save_scenario(name, cur.dataset_id, config, cur.scenario_id)
+    cur.scenario_id, cur.scenario_name, cur.config = record.id, record.name, record.config
+    st.query_params[QUERY_KEY] = record.id
+    return record.id
+
+
+def restore_from_url(workspace) -> str | None:
+    """Open the scenario named in the URL when this session has not opened it yet.
+
+    Returns a message when the URL names a scenario that does not exist, else ``None``.
+    """
+    scenario_id = st.query_params.get(QUERY_KEY)
+    if not scenario_id or current().scenario_id == scenario_id:
+        return None
+    try:
+        open_scenario(workspace, scenario_id)
+    except UserError as exc:
+        del st.query_params[QUERY_KEY]
+        return f"The link names a scenario that cannot be opened: {exc}"
+    return None

@@ -1,0 +1,97 @@
+"""Shared widgets: error display and the column-mapping editor."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import UserError
+
+NONE = "—"
+
+
+def show_error(exc: UserError, title: str | None = None) -> None:
+    """A readable ``st.error``: the summary, then one bullet per problem."""
+    lines = [f"**{title or exc.summary[:1].upper() + exc.summary[1:]}**"]
+    lines += [f"- {p}" for p in exc.problems] if exc.problems else ([] if title is None else [str(exc)])
+    st.error("\n".join(lines), icon=":material/error:")
+
+
+def _pick(label: str, options: list, current, key: str, help: str, allow_none: bool = True):
+    choices = ([NONE] if allow_none else []) + list(options)
+    index = choices.index(current) if current in choices else 0
+    chosen = st.selectbox(label, choices, index=index, key=key, help=help)
+    return None if chosen == NONE else chosen
+
+
+def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str) -> dict:
+    """Widgets for every role of DESIGN.md §2, pre-filled from ``mapping``.
+
+    Returns the mapping as the user set it (a dict of :class:`core.schema.ColumnMap` fields).
+    ``key`` must change when ``mapping`` is replaced from outside (a scenario opened).
+    """
+    columns = [str(c) for c in frame.columns]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
+    out: dict = {}
+
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        out["action"] = _pick("Action (arm) column", columns, mapping.get("action"), f"{key}_action",
+                              "The arm each customer was logged with, including the no-offer arm.", allow_none=False)
+        labels = sorted(frame[out["action"]].dropna().astype(str).unique().tolist())
+        if len(labels) > 50:
+            st.warning(f"'{out['action']}' has {len(labels):,} distinct values; an arm column usually has a handful.")
+            labels = labels[:50]
+        default_control = mapping.get("control")
+        if default_control not in labels:
+            from core.io import guess_control
+
+            default_control = guess_control(labels)
+        out["control"] = _pick("Control (no offer) label", labels, default_control, f"{key}_control",
+                               "The arm that received nothing: effects are measured against it.", allow_none=False)
+    with c2:
+        out["value"] = _pick("Value outcome", numeric, mapping.get("value"), f"{key}_value",
+                             "What the offer should increase: revenue, margin, conversion…")
+        modes = ["Cost column", "Constant cost per arm", "No cost"]
+        mode_default = 0 if mapping.get("cost") else 1 if mapping.get("action_cost") else 2
+        mode = st.radio("Incentive cost", modes, index=mode_default, key=f"{key}_cost_mode", horizontal=True,
+                        help="Realised cost per customer (paid only when redeemed), or a fixed cost per customer sent each offer.")
+        out["cost"], out["action_cost"] = None, None
+        if mode == modes[0]:
+            out["cost"] = _pick("Cost column", numeric, mapping.get("cost"), f"{key}_cost",
+                                "Realised incentive cost of each row.", allow_none=False) if numeric else None
+        elif mode == modes[1]:
+            existing = mapping.get("action_cost") or {}
+            arms = [l for l in labels if l != out["control"]]
+            table = pd.DataFrame({"arm": arms, "cost per customer": [float(existing.get(a, 0.0)) for a in arms]})
+            edited = st.data_editor(table, key=f"{key}_action_cost", hide_index=True, disabled=["arm"],
+                                    column_config={"cost per customer": st.column_config.NumberColumn(min_value=0.0, format="%.4f")})
+            out["action_cost"] = {str(r["arm"]): float(r["cost per customer"] or 0.0) for _, r in edited.iterrows()}
+    with c3:
+        out["propensity"] = _pick("Logged propensity", numeric, mapping.get("propensity"), f"{key}_propensity",
+                                  "Probability with which the logged arm was chosen. Leave empty to have it estimated.")
+        out["segment"] = _pick("Lifecycle segment", columns, mapping.get("segment"), f"{key}_segment",
+                               "new / active / lapsed …: diagnostics and models can split by it.")
+        out["time"] = _pick("Decision day / time", columns, mapping.get("time"), f"{key}_time",
+                            "Send day: SRM by day, time-split stability, pacing.")
+        out["id"] = _pick("Customer id", columns, mapping.get("id"), f"{key}_id",
+                          "Unique per row; joins predictions and allocations back to customers.")
+
+    used = {v for k, v in out.items() if k in ("action", "value", "cost", "propensity", "time", "id") and v}
+    candidates = [c for c in columns if c not in used]
+    wanted = mapping.get("features")
+    if wanted is None:
+        wanted = [c for c in detected.get("features", []) if c in candidates]
+        if out.get("segment") and out["segment"] not in wanted and out["segment"] in candidates:
+            pass
+    default = [c for c in wanted if c in candidates]
+    excluded = [c for c in detected.get("excluded_features", []) if c in candidates]
+    help_text = "Columns known before the offer was sent. Outcomes and anything measured afterwards leak the offer into the model."
+    out["features"] = st.multiselect("Model features", candidates, default=default, key=f"{key}_features", help=help_text)
+    if excluded:
+        st.caption("Left out of the default features because they look like outcomes or post-treatment measurements: "
+                   + ", ".join(f"`{c}`" for c in excluded))
+    if out.get("segment") and out["segment"] in out["features"]:
+        out["features"] = [f for f in out["features"] if f != out["segment"]]
+        st.caption(f"`{out['segment']}` is the segment column, so it is not also used as a feature.")
+    return out
