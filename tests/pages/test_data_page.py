@@ -1,0 +1,129 @@
+"""The Data page through Streamlit's AppTest, against a real temporary workspace."""
+
+import io
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.workspace import Workspace
+from tests.conftest import ROOT
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def app():
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def by_label(elements, label):
+    matches = [e for e in elements if e.label == label]
+    assert matches, f"no widget labelled {label!r}"
+    return matches[0]
+
+
+def errors(at):
+    return " ".join(e.value for e in at.error)
+
+
+def test_opens_on_the_sample_with_no_upload(app):
+    at = app.run()
+    assert not at.exception
+    assert errors(at) == ""
+    assert "50,000 customers, 4 arms, control 'no_offer'" in at.success[0].value
+    assert by_label(at.selectbox, "Action (arm) column").value == "offer"
+    assert by_label(at.selectbox, "Logged propensity").value == "propensity"
+    summary = at.dataframe[-1].value
+    assert summary["arm"].tolist() == ["no_offer", "coupon_20", "free_shipping", "pct10_off"]
+    assert summary["n"].sum() == 50_000
+
+
+def test_hillstrom_sample_with_constant_costs(app):
+    at = app.run()
+    by_label(at.selectbox, "Sample").set_value("hillstrom").run()
+    assert not at.exception and errors(at) == ""
+    assert "64,000 customers, 3 arms, control 'No E-Mail'" in at.success[0].value
+    assert set(by_label(at.multiselect, "Model features").value) == {
+        "recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie", "channel"}
+    summary = at.dataframe[-1].value.set_index("arm")
+    assert summary.loc["Mens E-Mail", "n"] == 21307
+
+
+def test_bad_mapping_shows_a_readable_error(app):
+    at = app.run()
+    by_label(at.selectbox, "Logged propensity").set_value("revenue").run()
+    assert not at.exception
+    assert "propensity column 'revenue' has" in errors(at) and "outside (0, 1]" in errors(at)
+
+
+def test_save_scenario_then_reopen_from_the_url(app):
+    at = app.run()
+    by_label(at.selectbox, "Value outcome").set_value("pre_revenue").run()
+    by_label(at.text_input, "Scenario name").input("Spring test")
+    at.button[0].click().run()
+    assert not at.exception and errors(at) == ""
+    [scenario] = Workspace().list_scenarios()
+    assert scenario.name == "Spring test" and scenario.config["mapping"]["value"] == "pre_revenue"
+    assert at.query_params["scenario"] == [scenario.id] or at.query_params["scenario"] == scenario.id
+
+    # A new browser session (a reload or a shared link) reopens the same scenario.
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    fresh.query_params["scenario"] = scenario.id
+    fresh.run()
+    assert not fresh.exception
+    assert by_label(fresh.selectbox, "Value outcome").value == "pre_revenue"
+    assert fresh.radio(key="data_source").value == "Saved scenario"
+
+
+def test_unknown_scenario_in_the_url_is_explained(app):
+    app.query_params["scenario"] = "sc_doesnotexist"
+    at = app.run()
+    assert not at.exception
+    assert any("cannot be opened" in w.value for w in at.warning)
+    assert "50,000 customers" in at.success[0].value
+
+
+def upload(at, name, content):
+    at.radio(key="data_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value((name, content, "application/octet-stream")).run()
+    return at
+
+
+def test_upload_a_csv_is_detected_and_stored(app):
+    from core.simulate import simulate
+
+    buffer = io.StringIO()
+    simulate(600, seed=4).log.to_csv(buffer, index=False)
+    at = upload(app.run(), "my_campaign.csv", buffer.getvalue().encode())
+    assert not at.exception and errors(at) == ""
+    assert "600 customers, 4 arms" in at.success[0].value
+    assert any(d.source == "upload:my_campaign.csv" for d in Workspace().list_datasets())
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("empty.csv", b"", "is empty (0 bytes)"),
+    ("junk.parquet", bytes(range(256)) * 8, "not a CSV or Parquet file"),
+    ("header.csv", b"offer,revenue\n", "has a header but no data rows"),
+])
+def test_bad_uploads_leave_saved_scenarios_intact(app, name, content, message):
+    at = app.run()
+    by_label(at.text_input, "Scenario name").input("Keep me")
+    at.button[0].click().run()
+    before = [(s.id, s.config) for s in Workspace().list_scenarios()]
+    upload(at, name, content)
+    assert not at.exception
+    assert f"'{name}' cannot be used" in errors(at) and message in errors(at)
+    assert [(s.id, s.config) for s in Workspace().list_scenarios()] == before
+
+
+def test_upload_over_the_limit_is_refused(app):
+    from streamlit import config
+
+    original = config.get_option("server.maxUploadSize")
+    config.set_option("server.maxUploadSize", 1)
+    try:
+        at = upload(app.run(), "big.csv", b"offer,revenue\n" + b"a,1\n" * 400_000)
+    finally:
+        config.set_option("server.maxUploadSize", original)
+    assert not at.exception
+    assert "above the upload limit of 1.0 MB" in errors(at)
