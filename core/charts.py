@@ -33,3 +33,77 @@ def arm_summary_figure(summary: pd.DataFrame) -> go.Figure:
                     hovertemplate="%{x}: %{y:.4g}<extra></extra>")
     fig.update_layout(showlegend=False, height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def readout_figure(readout) -> go.Figure:
+    """Average effect of each offer on value (and cost) with its confidence interval."""
+    effects = readout.effects
+    outcomes = list(dict.fromkeys(effects["outcome"]))
+    fig = make_subplots(rows=1, cols=len(outcomes), subplot_titles=[f"Effect on {o}" for o in outcomes])
+    level = f"{1 - readout.alpha:.0%}"
+    for col, outcome in enumerate(outcomes, start=1):
+        part = effects[effects["outcome"] == outcome]
+        fig.add_scatter(x=part["effect"], y=part["arm"], mode="markers", marker=dict(size=11, color=PALETTE[1]),
+                        error_x=dict(type="data", symmetric=False, array=part["ci_high"] - part["effect"],
+                                     arrayminus=part["effect"] - part["ci_low"]),
+                        name=outcome, row=1, col=col,
+                        hovertemplate="%{y}: %{x:.4g}<extra>" + level + " interval</extra>")
+        fig.add_vline(x=0, line_dash="dot", line_color="#888", row=1, col=col)
+    fig.update_layout(showlegend=False, height=120 + 45 * effects["arm"].nunique(), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def srm_figure(srm_result) -> go.Figure:
+    """Observed against intended share per arm; and, with days, the cumulative p-value."""
+    o = srm_result.overall
+    labels = list(o.observed)
+    has_days = bool(srm_result.cumulative)
+    fig = make_subplots(rows=1, cols=2 if has_days else 1,
+                        subplot_titles=["Observed vs intended share"] + (["Cumulative p-value by day"] if has_days else []))
+    fig.add_bar(x=labels, y=[o.observed[l] / o.n for l in labels], name="observed", marker_color=PALETTE[1], row=1, col=1)
+    fig.add_bar(x=labels, y=[srm_result.weights[l] for l in labels], name="intended", marker_color="#BBBBBB", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", row=1, col=1)
+    if has_days:
+        days = list(srm_result.cumulative)
+        fig.add_scatter(x=days, y=[srm_result.cumulative[d].p_value for d in days], mode="lines+markers",
+                        name="cumulative p", marker_color=PALETTE[4], row=1, col=2)
+        fig.add_hline(y=srm_result.alpha, line_dash="dash", line_color=PALETTE[4], row=1, col=2,
+                      annotation_text=f"α = {srm_result.alpha:g}")
+        fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def love_plot(balance_result) -> go.Figure:
+    """Absolute SMD per feature and arm, raw and (when available) after weighting."""
+    frame = balance_result.to_frame()
+    order = frame.groupby("feature")["smd"].apply(lambda s: s.abs().max()).sort_values().index.tolist()
+    fig = go.Figure()
+    symbols = ["circle", "diamond", "square", "triangle-up", "x", "star"]
+    for i, arm in enumerate(dict.fromkeys(frame["arm"])):
+        part = frame[frame["arm"] == arm].set_index("feature").reindex(order)
+        fig.add_scatter(x=part["smd"].abs(), y=order, mode="markers", name=f"{arm} (raw)",
+                        marker=dict(symbol=symbols[i % len(symbols)], color=PALETTE[4], size=8))
+        if "smd_weighted" in part:
+            fig.add_scatter(x=part["smd_weighted"].abs(), y=order, mode="markers", name=f"{arm} (weighted)",
+                            marker=dict(symbol=symbols[i % len(symbols)], color=PALETTE[1], size=8))
+    fig.add_vline(x=balance_result.threshold, line_dash="dash", line_color="#888",
+                  annotation_text=f"|SMD| = {balance_result.threshold}")
+    fig.update_layout(xaxis_title="|standardised mean difference|", height=160 + 18 * len(order),
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def propensity_histograms(overlap_result) -> go.Figure:
+    """Distribution of each arm's propensities, with the clip ε marked."""
+    fig = go.Figure()
+    colors = arm_colors(overlap_result.labels)
+    for label in overlap_result.labels:
+        values = overlap_result.propensity[overlap_result.action == label]
+        fig.add_histogram(x=values, name=label, opacity=0.6, marker_color=colors[label], nbinsx=50,
+                          histnorm="probability")
+    fig.add_vline(x=overlap_result.clip, line_dash="dash", line_color=PALETTE[4],
+                  annotation_text=f"clip ε = {overlap_result.clip:g}")
+    fig.update_layout(barmode="overlay", xaxis_title=f"{overlap_result.propensity_source} propensity of the logged arm",
+                      yaxis_title="share of the arm's rows", height=340, margin=dict(l=10, r=10, t=30, b=10))
+    return fig

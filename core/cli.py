@@ -22,8 +22,6 @@ EXIT_USER_ERROR = 2
 
 # Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
 PENDING = {
-    "srm": "sample-ratio mismatch check",
-    "overlap": "propensity overlap and covariate balance",
     "fit": "fit uplift models (value and cost heads)",
     "predict": "score new customers with a saved model",
     "evaluate": "Qini / AUUC / cost curve / calibration of scores",
@@ -163,6 +161,51 @@ def cmd_describe(args: argparse.Namespace) -> dict:
     }
 
 
+def _mapped_columns(args: argparse.Namespace) -> dict[str, str]:
+    roles = ("action", "value", "cost", "propensity", "segment", "time", "id")
+    out = {role: getattr(args, role) for role in roles if getattr(args, role, None)}
+    for feature in (args.features or "").split(","):
+        if feature.strip():
+            out[f"feature {feature.strip()!r}"] = feature.strip()
+    return out
+
+
+def cmd_srm(args: argparse.Namespace) -> dict:
+    """SRM straight from the file: counts run in DuckDB, so the log may exceed memory."""
+    from .diagnostics.srm import file_columns, propensity_consistency, srm_from_counts, count_arms
+
+    columns = file_columns(args.data)
+    wanted = {**_mapped_columns(args), **({"--by": args.by} if args.by else {})}
+    missing = [f"{role} column '{col}'" for role, col in wanted.items() if col not in columns]
+    if missing:
+        raise UserError(f"{', '.join(missing)} not in the log; columns: {', '.join(columns[:30])}")
+    weights = parse_label_floats(args.expected, "--expected") if args.expected else None
+    keys = [c for c in dict.fromkeys([args.by, args.time]) if c]
+    counts = count_arms(args.data, args.action, keys)
+    result = srm_from_counts(counts, control=args.control, weights=weights, alpha=args.alpha, by=args.by, time=args.time)
+    out = result.to_dict()
+    if args.propensity:
+        log = load_log(args)
+        out["propensity_check"] = propensity_consistency(log.action, log.propensity, log.labels, args.alpha).to_dict()
+    return out
+
+
+def cmd_overlap(args: argparse.Namespace) -> dict:
+    from .diagnostics.balance import balance
+    from .diagnostics.overlap import estimate_propensities, overlap
+
+    log = load_log(args)
+    estimated = None
+    if log.propensity is None or args.check_logged:
+        if log.propensity is None:
+            sys.stderr.write("no --propensity given: estimating propensities with cross-fitted LightGBM\n")
+        estimated = estimate_propensities(log, folds=args.folds, seed=args.seed,
+                                          progress=lambda f, msg: sys.stderr.write(f"{msg}\n"))
+    result = overlap(log, clip=args.clip, estimated=estimated)
+    bal = balance(log, result.propensity)
+    return {**result.to_dict(), **bal.to_dict()}
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m core",
@@ -184,6 +227,23 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=cmd_describe)
 
+    p = sub.add_parser("srm", help="sample-ratio mismatch: arm counts against the intended split")
+    add_log_options(p)
+    p.add_argument("--expected", metavar="L=W,...", help="intended split weights per arm (default: equal)")
+    p.add_argument("--alpha", type=float, default=0.001, help="alarm when p < alpha (default 0.001)")
+    p.add_argument("--by", metavar="COL", help="also test each value of this column (segment, day…)")
+    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    p.set_defaults(handler=cmd_srm)
+
+    p = sub.add_parser("overlap", help="propensity overlap (ESS, clipping) and covariate balance (SMD)")
+    add_log_options(p)
+    p.add_argument("--clip", type=float, default=0.01, help="propensity clip ε for share_below_clip (default 0.01)")
+    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds when propensities are estimated (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the propensity model")
+    p.add_argument("--check-logged", action="store_true", help="also estimate propensities and count rows that disagree with the logged ones")
+    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    p.set_defaults(handler=cmd_overlap)
+
     for name, summary in PENDING.items():
         p = sub.add_parser(name, help=f"{summary} (not available yet)")
         p.set_defaults(handler=_pending(name, summary), pending=True)
@@ -204,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", *PENDING]))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

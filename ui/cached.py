@@ -65,3 +65,52 @@ def _experiment_log(dataset_id: str, workspace_path: str, mapping_json: str) -> 
 def experiment_log(dataset_id: str, mapping: dict) -> ExperimentLog:
     """The validated log for a dataset and mapping (raises :class:`core.errors.UserError`)."""
     return _experiment_log(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True))
+
+
+# --- diagnostics --------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _estimated_propensities(dataset_id: str, workspace_path: str, mapping_json: str, _progress=None):
+    from core.diagnostics.overlap import estimate_propensities
+
+    log = _experiment_log(dataset_id, workspace_path, mapping_json)
+    return estimate_propensities(log, progress=_progress)
+
+
+def estimated_propensities(dataset_id: str, mapping: dict, progress=None):
+    """Cross-fitted propensity estimates, computed once per dataset and mapping."""
+    return _estimated_propensities(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True), _progress=progress)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _diagnostics(dataset_id: str, workspace_path: str, mapping_json: str, settings_json: str, _progress=None):
+    from core.diagnostics.balance import balance
+    from core.diagnostics.overlap import overlap
+    from core.diagnostics.readout import readout
+    from core.diagnostics.srm import propensity_consistency, srm
+
+    settings = json.loads(settings_json)
+    log = _experiment_log(dataset_id, workspace_path, mapping_json)
+    srm_result = srm(log.frame, log.columns.action, control=log.control, weights=settings.get("weights"),
+                     alpha=settings["alpha"], by=settings.get("by"), time=log.columns.time)
+    check = None
+    if log.propensity is not None and settings.get("split_mode") == "propensity":
+        check = propensity_consistency(log.action, log.propensity, log.labels, settings["alpha"])
+    estimated = None
+    if log.propensity is None or settings.get("check_logged"):
+        estimated = _estimated_propensities(dataset_id, workspace_path, mapping_json, _progress=_progress)
+    overlap_result = overlap(log, clip=settings["clip"], estimated=estimated)
+    balance_result = balance(log, overlap_result.propensity)
+    readout_result = readout(log, propensity=overlap_result.propensity if log.propensity is None else None,
+                             cuped=settings.get("cuped"))
+    return {"srm": srm_result, "propensity_check": check, "overlap": overlap_result,
+            "balance": balance_result, "readout": readout_result}
+
+
+def diagnostics(dataset_id: str, mapping: dict, settings: dict, progress=None) -> dict:
+    """SRM, propensity check, overlap, balance and readout for a log and settings (cached).
+
+    Raises :class:`core.errors.UserError` for settings the log does not support.
+    """
+    return _diagnostics(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True),
+                        json.dumps(settings, sort_keys=True), _progress=progress)

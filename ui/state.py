@@ -97,3 +97,36 @@ def restore_from_url(workspace) -> str | None:
         del st.query_params[QUERY_KEY]
         return f"The link names a scenario that cannot be opened: {exc}"
     return None
+
+
+# --- the diagnostics gate ---------------------------------------------------------------------
+
+def record_lights(fingerprint: str, lights: dict[str, str]) -> None:
+    """Remember the diagnostics lights of the log with this fingerprint (name → status)."""
+    cur = current()
+    cur.config["diagnostics_status"] = {"fingerprint": fingerprint, "lights": dict(lights)}
+
+
+def acknowledged(fingerprint: str) -> set[str]:
+    return set(current().config.get("acknowledged", {}).get(fingerprint, []))
+
+
+def set_acknowledged(fingerprint: str, names) -> None:
+    cur = current()
+    acks = dict(cur.config.get("acknowledged", {}))
+    acks[fingerprint] = sorted(set(names))
+    cur.config["acknowledged"] = acks
+
+
+def fit_blockers(fingerprint: str) -> list[str]:
+    """Why models may not be fitted on this log yet; empty when they may.
+
+    Diagnostics must have run on exactly this log and mapping, and every red light must have
+    been acknowledged.
+    """
+    status = current().config.get("diagnostics_status")
+    if not status or status.get("fingerprint") != fingerprint:
+        return ["Run the diagnostics on this dataset and mapping first."]
+    red = [name for name, light in status["lights"].items() if light == "red"]
+    pending = [name for name in red if name not in acknowledged(fingerprint)]
+    return [f"The {name} light is red and not acknowledged." for name in pending]

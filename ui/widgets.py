@@ -95,3 +95,34 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
         out["features"] = [f for f in out["features"] if f != out["segment"]]
         st.caption(f"`{out['segment']}` is the segment column, so it is not also used as a feature.")
     return out
+
+
+def require_log():
+    """The session's validated log, or a pointer back to the Data step (and stop)."""
+    from ui import cached, state
+
+    ws = cached.workspace()
+    problem = state.restore_from_url(ws)
+    if problem:
+        st.warning(problem)
+    cur = state.current()
+    if cur.dataset_id is None or not cur.mapping:
+        st.info("This step needs an experiment log. Open a sample or upload a file first.")
+        st.page_link("pages/1_data.py", label="Go to step 1 · Data", icon=":material/arrow_back:")
+        st.stop()
+    try:
+        log = cached.experiment_log(cur.dataset_id, cur.mapping)
+    except UserError as exc:
+        show_error(exc, "The column mapping does not fit the data yet")
+        st.page_link("pages/1_data.py", label="Fix it in step 1 · Data", icon=":material/arrow_back:")
+        st.stop()
+    return cur, log
+
+
+LIGHT_ICONS = {"green": ":material/check_circle:", "amber": ":material/warning:", "red": ":material/cancel:"}
+
+
+def traffic_light(light) -> None:
+    """One diagnostics light as a coloured callout."""
+    box = {"green": st.success, "amber": st.warning, "red": st.error}[light.status]
+    box(f"**{light.name}: {light.status}**  \n{light.message}", icon=LIGHT_ICONS[light.status])

@@ -1,0 +1,347 @@
+"""Sample-ratio mismatch: do the arm counts fit the split the experiment intended?
+
+Pearson's chi-square goodness of fit of observed arm counts to the intended split
+(``scipy.stats.chisquare``), dof = arms − 1, alarm at p < α (default 0.001, the industry
+convention).  Overall, per segment, per day and cumulatively over days; every group is tested
+against the same intended weights.  Counting runs in DuckDB, so a log larger than memory
+can be checked straight from its file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import UserError
+
+DEFAULT_ALPHA = 0.001
+MAX_GROUPS = 1000
+
+
+@dataclass(frozen=True)
+class SRMGroup:
+    """The chi-square test of one set of arm counts."""
+
+    n: int
+    chi2: float
+    p_value: float
+    alarm: bool
+    observed: dict[str, int]
+    expected: dict[str, float]
+    worst_arm: str
+    worst_observed_share: float
+    worst_expected_share: float
+
+    @property
+    def worst_direction(self) -> str:
+        return "over" if self.worst_observed_share > self.worst_expected_share else "under"
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "chi2": self.chi2, "p_value": self.p_value, "alarm": self.alarm,
+                "observed": self.observed, "expected": self.expected, "worst_arm": self.worst_arm,
+                "worst_direction": self.worst_direction, "worst_observed_share": self.worst_observed_share,
+                "worst_expected_share": self.worst_expected_share}
+
+
+@dataclass(frozen=True)
+class SRMResult:
+    """Overall SRM test plus optional per-group and per-day tests.
+
+    ``by`` maps each value of the ``by_column`` to its test; ``days`` holds the per-day
+    tests and ``cumulative`` the test of all days up to and including each day.
+    """
+
+    overall: SRMGroup
+    dof: int
+    alpha: float
+    weights: dict[str, float]
+    by_column: str | None = None
+    by: dict[str, SRMGroup] = field(default_factory=dict)
+    time_column: str | None = None
+    days: dict[str, SRMGroup] = field(default_factory=dict)
+    cumulative: dict[str, SRMGroup] = field(default_factory=dict)
+
+    @property
+    def alarm(self) -> bool:
+        return self.overall.alarm
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON: the contract's keys first, extras after."""
+        o = self.overall
+        out = {
+            "chi2": o.chi2, "dof": self.dof, "p_value": o.p_value, "alarm": o.alarm,
+            "observed": o.observed, "expected": o.expected,
+            "by": {k: {"n": g.n, "chi2": g.chi2, "p_value": g.p_value, "alarm": g.alarm,
+                       "worst_arm": g.worst_arm, "worst_direction": g.worst_direction} for k, g in self.by.items()},
+            "alpha": self.alpha, "weights": self.weights, "by_column": self.by_column,
+            "worst_arm": o.worst_arm, "worst_direction": o.worst_direction,
+            "worst_observed_share": o.worst_observed_share, "worst_expected_share": o.worst_expected_share,
+        }
+        if self.time_column:
+            out["time_column"] = self.time_column
+            out["days"] = {k: {"n": g.n, "chi2": g.chi2, "p_value": g.p_value, "alarm": g.alarm} for k, g in self.days.items()}
+            out["cumulative"] = {k: {"n": g.n, "p_value": g.p_value, "alarm": g.alarm} for k, g in self.cumulative.items()}
+        return out
+
+    def table(self) -> pd.DataFrame:
+        """One row per test (overall, each group, each day) for display and download."""
+        rows = [("overall", "all", self.overall)]
+        rows += [(self.by_column, k, g) for k, g in self.by.items()]
+        rows += [(f"{self.time_column} (day)", k, g) for k, g in self.days.items()]
+        rows += [(f"{self.time_column} (cumulative)", k, g) for k, g in self.cumulative.items()]
+        return pd.DataFrame([{"level": level, "group": group, "n": g.n, "chi2": g.chi2, "p_value": g.p_value,
+                              "alarm": g.alarm, "worst_arm": g.worst_arm, "direction": g.worst_direction,
+                              "observed_share": g.worst_observed_share, "expected_share": g.worst_expected_share}
+                             for level, group, g in rows])
+
+
+def normalise_weights(labels: list[str], weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Intended split as shares summing to 1; equal when ``weights`` is None.
+
+    Every arm of the log needs a weight and every weight an arm: a mismatch names the label.
+    """
+    if not weights:
+        return {label: 1.0 / len(labels) for label in labels}
+    unknown = [l for l in weights if l not in labels]
+    if unknown:
+        raise UserError(f"--expected names arm(s) {', '.join(map(repr, unknown))} that are not in the log; arms: {', '.join(labels)}")
+    missing = [l for l in labels if l not in weights]
+    if missing:
+        raise UserError(f"--expected gives no weight for arm(s) {', '.join(map(repr, missing))}; give every arm a weight")
+    bad = {l: w for l, w in weights.items() if not (isinstance(w, (int, float)) and np.isfinite(w) and w > 0)}
+    if bad:
+        label, value = next(iter(bad.items()))
+        raise UserError(f"--expected weight for arm '{label}' must be a positive number, got {value}")
+    total = float(sum(weights.values()))
+    return {label: float(weights[label]) / total for label in labels}
+
+
+def chisquare_counts(observed: Mapping[str, int], shares: Mapping[str, float], alpha: float) -> SRMGroup:
+    """Pearson goodness of fit of ``observed`` counts to ``shares`` (as ``scipy.stats.chisquare``)."""
+    labels = list(shares)
+    counts = np.array([int(observed.get(l, 0)) for l in labels], dtype=float)
+    n = counts.sum()
+    expected = np.array([shares[l] for l in labels]) * n
+    if n == 0:
+        return SRMGroup(0, float("nan"), float("nan"), False, {l: 0 for l in labels},
+                        {l: 0.0 for l in labels}, labels[0], float("nan"), float(shares[labels[0]]))
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    p_value = float(stats.chi2.sf(chi2, len(labels) - 1))
+    observed_share = counts / n
+    worst = int(np.argmax(np.abs(counts - expected) / np.sqrt(expected)))
+    return SRMGroup(
+        n=int(n), chi2=chi2, p_value=p_value, alarm=bool(p_value < alpha),
+        observed={l: int(c) for l, c in zip(labels, counts)},
+        expected={l: float(e) for l, e in zip(labels, expected)},
+        worst_arm=labels[worst], worst_observed_share=float(observed_share[worst]),
+        worst_expected_share=float(shares[labels[worst]]),
+    )
+
+
+# --- counting -------------------------------------------------------------------------------
+
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _relation(con, source):
+    """A DuckDB relation over a frame or straight over a file (never loaded into pandas)."""
+    if isinstance(source, pd.DataFrame):
+        return con.from_df(source)
+    path = Path(source)
+    head = path.open("rb").read(4)
+    if head == b"PAR1":
+        return con.read_parquet(str(path))
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else "none"
+    return con.read_csv(str(path), compression=compression, all_varchar=True)
+
+
+def count_arms(source, action: str, by: list[str] | None = None) -> pd.DataFrame:
+    """Counts per arm (and per ``by`` columns) computed in DuckDB.
+
+    Parameters
+    ----------
+    source : DataFrame or path
+        A frame, or a Parquet / CSV / CSV.GZ file read by DuckDB without loading it whole.
+    action : str
+        Arm column; labels are compared as text.
+    by : list of str, optional
+        Grouping columns.
+
+    Returns
+    -------
+    DataFrame with columns ``by…``, ``arm``, ``n`` (labels and groups as text).
+    """
+    import duckdb
+
+    by = list(by or [])
+    con = duckdb.connect()
+    try:
+        rel = _relation(con, source)
+        missing = [c for c in [action, *by] if c not in rel.columns]
+        if missing:
+            raise UserError(f"column(s) {', '.join(map(repr, missing))} not in the log; columns: {', '.join(rel.columns[:30])}")
+        keys = [f"CAST({_quote(c)} AS VARCHAR) AS {_quote('by_' + str(i))}" for i, c in enumerate(by)]
+        select = ", ".join(keys + [f"CAST({_quote(action)} AS VARCHAR) AS arm", "COUNT(*) AS n"])
+        group = ", ".join(str(i + 1) for i in range(len(by) + 1))
+        con.register("src", rel)
+        frame = con.execute(f"SELECT {select} FROM src GROUP BY {group}").df()
+    finally:
+        con.close()
+    frame.columns = [*by, "arm", "n"]
+    if frame["arm"].isna().any():
+        raise UserError(f"action column '{action}' has {int(frame.loc[frame['arm'].isna(), 'n'].sum())} empty values")
+    return frame
+
+
+def srm_from_counts(
+    counts: pd.DataFrame,
+    *,
+    control: str | None = None,
+    weights: Mapping[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    by: str | None = None,
+    time: str | None = None,
+) -> SRMResult:
+    """SRM tests from :func:`count_arms` output (grouped by ``by`` and/or ``time``)."""
+    if not (0 < alpha < 1):
+        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
+    labels = sorted(counts["arm"].unique().tolist())
+    if control is not None:
+        if control not in labels:
+            raise UserError(f"control label '{control}' is not an arm of the log; arms: {', '.join(labels[:20])}")
+        labels = [control] + [l for l in labels if l != control]
+    if len(labels) < 2:
+        raise UserError(f"the log has {len(labels)} arm ({', '.join(labels)}); an SRM check needs at least 2")
+    shares = normalise_weights(labels, weights)
+    total = counts.groupby("arm")["n"].sum()
+    overall = chisquare_counts(total.to_dict(), shares, alpha)
+
+    def per_group(column: str) -> dict[str, SRMGroup]:
+        n_groups = counts[column].nunique(dropna=False)
+        if n_groups > MAX_GROUPS:
+            raise UserError(f"--by column '{column}' has {n_groups:,} distinct values; at most {MAX_GROUPS:,} groups can be "
+                            "tested (choose a segment or day column, not an id)")
+        table = counts.assign(**{column: counts[column].fillna("(missing)")}).pivot_table(
+            index=column, columns="arm", values="n", aggfunc="sum", fill_value=0)
+        return {str(k): chisquare_counts(row.to_dict(), shares, alpha) for k, row in table.iterrows()}
+
+    groups = per_group(by) if by else {}
+    days: dict[str, SRMGroup] = {}
+    cumulative: dict[str, SRMGroup] = {}
+    if time:
+        days = per_group(time)
+        running = {l: 0 for l in labels}
+        for day in sorted(days):
+            for l, c in days[day].observed.items():
+                running[l] += c
+            cumulative[day] = chisquare_counts(running, shares, alpha)
+    return SRMResult(overall=overall, dof=len(labels) - 1, alpha=alpha, weights=shares,
+                     by_column=by, by=groups, time_column=time, days=days, cumulative=cumulative)
+
+
+def srm(
+    source,
+    action: str,
+    *,
+    control: str | None = None,
+    weights: Mapping[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    by: str | None = None,
+    time: str | None = None,
+) -> SRMResult:
+    """Check a log (frame or file) for a sample-ratio mismatch.
+
+    Parameters
+    ----------
+    source : DataFrame or path
+    action : str
+        Arm column.
+    control : str, optional
+        The control label (listed first; must be an arm).
+    weights : mapping of label to positive number, optional
+        Intended split; equal by default.
+    alpha : float
+        Alarm threshold for the p-value (default 0.001).
+    by, time : str, optional
+        Segment column and day column for per-group and per-day (plus cumulative) tests.
+
+    Returns
+    -------
+    SRMResult
+    """
+    keys = [c for c in dict.fromkeys([by, time]) if c]
+    counts = count_arms(source, action, keys)
+    return srm_from_counts(counts, control=control, weights=weights, alpha=alpha, by=by, time=time)
+
+
+@dataclass(frozen=True)
+class PropensityCheck:
+    """Are the arm counts consistent with the logged propensities?
+
+    With a targeted logging policy the intended split differs per customer, so an equal split
+    is the wrong yardstick.  Instead, for each arm ``a`` the inverse-propensity count
+    ``S_a = Σ_{i: a_i = a} 1 / p_i`` has expectation ``n`` (the number of rows): rows lost from
+    one arm, or propensities logged wrongly, pull its ``S_a`` away from ``n``.
+
+    The statistic is ``T = Σ_a (S_a − n)² / D_a`` with ``D_a = Σ_{i: a_i = a} 1 / p_i²`` (an
+    unbiased estimate of ``Σ_i 1 / π(a | x_i)``).  Since ``Cov(S) = D − n·11ᵀ``, under the null
+    ``T`` is distributed as ``χ²_{K−1} + λ·χ²_1`` with ``λ = 1 − Σ_a n / D_a``; the p-value uses
+    the Satterthwaite scaled chi-square.  With uniform propensities ``λ = 0`` and ``T`` is
+    Pearson's statistic with ``D`` estimated.
+    """
+
+    chi2: float
+    dof: float
+    p_value: float
+    alarm: bool
+    ratio: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"chi2": self.chi2, "dof": self.dof, "p_value": self.p_value, "alarm": self.alarm, "ratio": self.ratio}
+
+
+def propensity_consistency(action, propensity, labels, alpha: float = DEFAULT_ALPHA) -> PropensityCheck:
+    """Test the arm counts against the logged propensities (see :class:`PropensityCheck`)."""
+    action = np.asarray(action, dtype=object)
+    p = np.asarray(propensity, dtype=float)
+    n = len(action)
+    labels = list(labels)
+    s = np.array([np.sum(1.0 / p[action == l]) for l in labels])
+    d = np.array([np.sum(1.0 / p[action == l] ** 2) for l in labels])
+    if np.any(d == 0):
+        empty = [l for l, di in zip(labels, d) if di == 0]
+        raise UserError(f"arm(s) {', '.join(empty)} have no rows; the propensity check needs every arm logged")
+    t = float(np.sum((s - n) ** 2 / d))
+    lam = float(np.clip(1.0 - np.sum(n / d), 0.0, 1.0))
+    k = len(labels)
+    mean, var = (k - 1) + lam, 2.0 * ((k - 1) + lam**2)
+    scale, dof = var / (2 * mean), 2 * mean**2 / var
+    p_value = float(stats.chi2.sf(t / scale, dof))
+    return PropensityCheck(chi2=t, dof=float(dof), p_value=p_value, alarm=bool(p_value < alpha),
+                           ratio={l: float(si / n) for l, si in zip(labels, s)})
+
+
+def file_columns(source) -> list[str]:
+    """Column names of a frame or a log file, read by DuckDB without loading the rows."""
+    import duckdb
+
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    path = Path(source)
+    if not path.exists():
+        raise UserError(f"file '{path}' does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"file '{path}' is empty (0 bytes); expected a CSV, CSV.GZ or Parquet file")
+    con = duckdb.connect()
+    try:
+        return list(_relation(con, path).columns)
+    except duckdb.Error as exc:
+        raise UserError(f"file '{path}' could not be read as CSV or Parquet: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
