@@ -6,7 +6,7 @@ from core import charts
 from core.diagnostics import balance_light, overlap_light, srm_light
 from core.errors import UserError
 from ui import cached, state
-from ui.widgets import require_log, show_error, traffic_light
+from ui.widgets import NONE, require_log, show_error, traffic_light
 
 st.title("Diagnostics")
 st.caption("Before trusting any model: were customers split as intended, are the arms comparable, "
@@ -33,17 +33,18 @@ with st.expander("Settings", expanded=False):
                              key=f"diag_alpha_{cur.revision}", help="0.001 is the industry convention: SRM checks run often.")
     clip = c2.select_slider("Propensity clip ε", [0.001, 0.002, 0.005, 0.01, 0.02, 0.05], value=saved.get("clip", 0.01),
                             key=f"diag_clip_{cur.revision}")
-    group_options = [None] + [c for c in [log.columns.segment, *log.features] if c and log.frame[c].nunique() <= 50]
-    by = c3.selectbox("SRM by", list(dict.fromkeys(group_options)), key=f"diag_by_{cur.revision}",
-                      index=list(dict.fromkeys(group_options)).index(saved.get("by", log.columns.segment)) if saved.get("by", log.columns.segment) in group_options else 0,
-                      format_func=lambda c: "—" if c is None else c)
+    group_options = list(dict.fromkeys([NONE] + [c for c in [log.columns.segment, *log.features]
+                                                 if c and log.frame[c].nunique() <= 50]))
+    by_default = saved.get("by", log.columns.segment) or NONE
+    by = c3.selectbox("SRM by", group_options, key=f"diag_by_{cur.revision}",
+                      index=group_options.index(by_default) if by_default in group_options else 0)
     numeric = [f for f in log.features if log.frame[f].dtype.kind in "fiu"]
-    cuped_options = [None] + numeric
-    cuped_default = saved.get("cuped", next((f for f in numeric if f.lower().startswith("pre")), None))
+    cuped_options = [NONE] + numeric
+    cuped_default = saved.get("cuped", next((f for f in numeric if f.lower().startswith("pre")), None)) or NONE
     cuped = st.selectbox("CUPED pre-period covariate", cuped_options, key=f"diag_cuped_{cur.revision}",
                          index=cuped_options.index(cuped_default) if cuped_default in cuped_options else 0,
-                         format_func=lambda c: "— none —" if c is None else c,
                          help="A number measured before the offer (e.g. last quarter's revenue) that narrows the readout's intervals.")
+    by, cuped = (None if by == NONE else by), (None if cuped == NONE else cuped)
     check_logged = bool(log.columns.propensity) and st.checkbox(
         "Also estimate propensities to check the logged ones", value=saved.get("check_logged", False),
         key=f"diag_check_{cur.revision}")

@@ -7,6 +7,8 @@ revisit is instant and two sessions never see each other's unsaved state.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 
 import pandas as pd
 import streamlit as st
@@ -69,21 +71,41 @@ def experiment_log(dataset_id: str, mapping: dict) -> ExperimentLog:
 
 # --- diagnostics --------------------------------------------------------------------------------
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _estimated_propensities(dataset_id: str, workspace_path: str, mapping_json: str, _progress=None):
-    from core.diagnostics.overlap import estimate_propensities
+@st.cache_resource(show_spinner=False)
+def _memo() -> tuple[threading.Lock, OrderedDict]:
+    return threading.Lock(), OrderedDict()
 
-    log = _experiment_log(dataset_id, workspace_path, mapping_json)
-    return estimate_propensities(log, progress=_progress)
+
+def memoised(key: tuple, compute, keep: int = 8):
+    """A small shared memo for long computations that report progress.
+
+    ``st.cache_*`` replays the elements a cached function draws, so a function that moves a
+    progress bar cannot be cached by it; this keeps the last ``keep`` results instead.
+    """
+    lock, store = _memo()
+    with lock:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    value = compute()
+    with lock:
+        store[key] = value
+        while len(store) > keep:
+            store.popitem(last=False)
+    return value
 
 
 def estimated_propensities(dataset_id: str, mapping: dict, progress=None):
     """Cross-fitted propensity estimates, computed once per dataset and mapping."""
-    return _estimated_propensities(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True), _progress=progress)
+    from core.diagnostics.overlap import estimate_propensities
+
+    path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
+    return memoised(("propensities", path, dataset_id, mapping_json),
+                    lambda: estimate_propensities(_experiment_log(dataset_id, path, mapping_json), progress=progress))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _diagnostics(dataset_id: str, workspace_path: str, mapping_json: str, settings_json: str, _progress=None):
+def _diagnostics(dataset_id: str, workspace_path: str, mapping_json: str, settings_json: str, _estimated=None):
     from core.diagnostics.balance import balance
     from core.diagnostics.overlap import overlap
     from core.diagnostics.readout import readout
@@ -96,10 +118,7 @@ def _diagnostics(dataset_id: str, workspace_path: str, mapping_json: str, settin
     check = None
     if log.propensity is not None and settings.get("split_mode") == "propensity":
         check = propensity_consistency(log.action, log.propensity, log.labels, settings["alpha"])
-    estimated = None
-    if log.propensity is None or settings.get("check_logged"):
-        estimated = _estimated_propensities(dataset_id, workspace_path, mapping_json, _progress=_progress)
-    overlap_result = overlap(log, clip=settings["clip"], estimated=estimated)
+    overlap_result = overlap(log, clip=settings["clip"], estimated=_estimated)
     balance_result = balance(log, overlap_result.propensity)
     readout_result = readout(log, propensity=overlap_result.propensity if log.propensity is None else None,
                              cuped=settings.get("cuped"))
@@ -112,5 +131,9 @@ def diagnostics(dataset_id: str, mapping: dict, settings: dict, progress=None) -
 
     Raises :class:`core.errors.UserError` for settings the log does not support.
     """
+    estimated = None
+    if not mapping.get("propensity") or settings.get("check_logged"):
+        estimated = estimated_propensities(dataset_id, mapping, progress)
+    # The settings key includes check_logged, and the estimates follow from dataset + mapping.
     return _diagnostics(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True),
-                        json.dumps(settings, sort_keys=True), _progress=progress)
+                        json.dumps(settings, sort_keys=True), _estimated=estimated)

@@ -120,3 +120,96 @@ def test_one_json_object_with_nan_as_null(capsys, tmp_path):
     out = capsys.readouterr().out
     expected = {"a": None, "b": None, "c": 3, "d": [None, 1.5], "e": True}
     assert json.loads(out) == expected and json.loads(target.read_text()) == expected
+
+
+# --- srm and overlap ---------------------------------------------------------------------------
+
+HILL = ["--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail"]
+
+
+def test_srm_json_follows_the_contract(capsys, hillstrom_frame):
+    from scipy import stats
+
+    code, out, err = call(capsys, "srm", *HILL, "--by", "channel")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"chi2", "dof", "p_value", "alarm", "observed", "expected", "by"}
+    counts = hillstrom_frame["segment"].value_counts()
+    reference = stats.chisquare([counts[l] for l in result["observed"]])
+    assert result["chi2"] == pytest.approx(reference.statistic) and result["p_value"] == pytest.approx(reference.pvalue)
+    assert result["dof"] == 2 and result["alarm"] is False
+    assert result["observed"] == {l: int(counts[l]) for l in result["observed"]}
+    assert set(result["by"]) == {"Phone", "Web", "Multichannel"}
+    assert set(result["by"]["Web"]) >= {"n", "chi2", "p_value", "alarm"}
+
+
+def test_srm_expected_weights_and_alpha(capsys):
+    code, out, err = call(capsys, "srm", *HILL, "--expected", "No E-Mail=1,Mens E-Mail=1,Womens E-Mail=2", "--alpha", "0.01")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["expected"]["Womens E-Mail"] == pytest.approx(32000.0)
+    assert result["alarm"] is True and result["p_value"] < 1e-100
+
+
+def test_srm_on_the_simulator_with_propensity_check(capsys, tmp_path):
+    path = tmp_path / "srm.parquet"
+    call(capsys, "simulate", "--n", 20000, "--seed", 3, "--out", path, "--srm-drop", "coupon_20=0.25")
+    code, out, err = call(capsys, "srm", "--data", path, "--action", "offer", "--control", "no_offer",
+                          "--propensity", "propensity", "--time", "send_date")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["propensity_check"]["alarm"] is True
+    assert len(result["days"]) == 14 and len(result["cumulative"]) == 14
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--expected", "Mens E-Mail=1,Nobody=2"], r"--expected names arm\(s\) 'Nobody'"),
+    (["--expected", "No E-Mail=1,Mens E-Mail=0,Womens E-Mail=1"], r"--expected weight for arm 'Mens E-Mail' must be a positive number"),
+    (["--expected", "No E-Mail=a"], r"--expected value 'a' for 'No E-Mail' is not a number"),
+    (["--by", "history"], r"--by column 'history' has 34,833 distinct values"),
+    (["--by", "nope"], r"--by column 'nope' not in the log"),
+    (["--value", "nope"], r"value column 'nope' not in the log"),
+    (["--alpha", "2"], r"--alpha must be between 0 and 1"),
+])
+def test_srm_bad_inputs_exit_2(capsys, extra, message):
+    import re
+
+    code, out, err = call(capsys, "srm", *HILL, *extra)
+    assert code == 2 and out == ""
+    assert re.search(message, err) and err.startswith("error: ")
+
+
+def test_srm_on_a_log_with_one_arm(capsys, tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("arm,y\nc,1\nc,2\n")
+    code, out, err = call(capsys, "srm", "--data", path, "--action", "arm", "--control", "c")
+    assert code == 2 and "the log has 1 arm (c); an SRM check needs at least 2" in err
+
+
+def test_overlap_json_follows_the_contract(capsys, tmp_path):
+    path = tmp_path / "ov.parquet"
+    call(capsys, "simulate", "--n", 3000, "--seed", 9, "--out", path)
+    code, out, err = call(capsys, "overlap", "--data", path, "--action", "offer", "--control", "no_offer",
+                          "--value", "revenue", "--propensity", "propensity",
+                          "--features", "tenure_months,email_engagement,channel")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"propensity_source", "clip", "share_below_clip", "min_propensity", "ess", "max_abs_smd", "smd"}
+    assert result["propensity_source"] == "logged" and result["clip"] == 0.01
+    assert set(result["smd"]) == {"tenure_months", "email_engagement", "channel_app", "channel_store", "channel_web"}
+    assert set(result["smd"]["tenure_months"]) == {"coupon_20", "free_shipping", "pct10_off"}
+    frame = pd.read_parquet(path)
+    rows = frame["offer"] == "coupon_20"
+    w = 1 / frame.loc[rows, "propensity"]
+    assert result["ess"]["coupon_20"] == pytest.approx(w.sum() ** 2 / (w**2).sum())
+    assert result["max_abs_smd"] == pytest.approx(max(abs(v) for f in result["smd"].values() for v in f.values()))
+
+
+def test_overlap_estimates_missing_propensities_and_says_so(capsys):
+    code, out, err = call(capsys, "overlap", *HILL, "--features", "recency,history,channel", "--folds", "2")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["propensity_source"] == "estimated"
+    assert "estimating propensities" in err
+    assert all(0.1 < v < 0.34 for v in result["min_propensity"].values()), result["min_propensity"]
+    assert result["share_below_clip"] == 0.0
