@@ -2,10 +2,11 @@
 
 import streamlit as st
 
+import ui
+
 st.set_page_config(page_title="Uplift Studio", page_icon=":material/target:", layout="wide")
 
-pages = [
+ui.navigate([
     st.Page("pages/1_data.py", title="1 · Data", icon=":material/table_view:", default=True),
     st.Page("pages/2_diagnostics.py", title="2 · Diagnostics", icon=":material/health_and_safety:"),
-]
-st.navigation(pages).run()
+])

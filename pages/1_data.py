@@ -5,8 +5,11 @@ import streamlit as st
 from core.charts import arm_summary_figure
 from core.datasets import SAMPLES
 from core.errors import UserError
+import ui
 from ui import cached, state
 from ui.widgets import mapping_editor, show_error
+
+ui.page_setup()
 
 ws = cached.workspace()
 problem = state.restore_from_url(ws)

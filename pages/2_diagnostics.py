@@ -5,8 +5,11 @@ import streamlit as st
 from core import charts
 from core.diagnostics import balance_light, overlap_light, srm_light
 from core.errors import UserError
+import ui
 from ui import cached, state
 from ui.widgets import NONE, require_log, show_error, traffic_light
+
+ui.page_setup()
 
 st.title("Diagnostics")
 st.caption("Before trusting any model: were customers split as intended, are the arms comparable, "

@@ -1,1 +1,29 @@
 """Streamlit-aware glue between the pages and ``core``: session state, caching, widgets."""
+
+import streamlit as st
+
+_ROUTED = "_routed_through_app"
+
+
+def navigate(pages) -> None:
+    """Route to the selected page (``app.py``'s one job), marking the session as routed."""
+    st.session_state[_ROUTED] = True
+    st.navigation(pages).run()
+
+
+def page_setup() -> None:
+    """Call first on every page.
+
+    A ``pages/`` folder next to ``app.py`` makes Streamlit start in its old multipage mode
+    until some session runs ``st.navigation``; a browser that reloads a page URL on a freshly
+    started server would then run that page without ``app.py`` (no navigation, no page
+    config).  A session whose first run did not pass through :func:`navigate` leaves that
+    mode and reruns through ``app.py``.
+    """
+    if st.session_state.get(_ROUTED):
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.session_state[_ROUTED] = True
+    st.rerun()

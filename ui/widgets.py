@@ -97,6 +97,16 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
     return out
 
 
+def open_default_sample() -> None:
+    """Put the first shipped sample, with its mapping, into this session."""
+    from core.datasets import SAMPLES
+    from ui import cached, state
+
+    key = next(iter(SAMPLES))
+    dataset_id = cached.sample_dataset_id(key, str(cached.workspace().path))
+    state.set_dataset(dataset_id, SAMPLES[key].title, f"sample:{key}", SAMPLES[key].mapping)
+
+
 def require_log():
     """The session's validated log, or a pointer back to the Data step (and stop)."""
     from ui import cached, state
@@ -107,9 +117,9 @@ def require_log():
         st.warning(problem)
     cur = state.current()
     if cur.dataset_id is None or not cur.mapping:
-        st.info("This step needs an experiment log. Open a sample or upload a file first.")
-        st.page_link("pages/1_data.py", label="Go to step 1 · Data", icon=":material/arrow_back:")
-        st.stop()
+        open_default_sample()
+        st.caption("Working on the shipped sample campaign. Open your own data in step 1.")
+        cur = state.current()
     try:
         log = cached.experiment_log(cur.dataset_id, cur.mapping)
     except UserError as exc:

@@ -24,12 +24,13 @@ def open_diagnostics(at):
     return at.switch_page("pages/2_diagnostics.py").run()
 
 
-def test_needs_data_first(app):
+def test_opening_the_page_first_uses_the_sample(app):
     at = app.run()
     at.session_state["current"].dataset_id = None
     open_diagnostics(at)
     assert not at.exception
-    assert "needs an experiment log" in texts(at.info)
+    assert any("Working on the shipped sample" in c.value for c in at.caption)
+    assert texts(at.success).count(": green") == 3
 
 
 def test_sample_is_green_and_fitting_allowed(app):
