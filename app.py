@@ -9,4 +9,5 @@ st.set_page_config(page_title="Uplift Studio", page_icon=":material/target:", la
 ui.navigate([
     st.Page("pages/1_data.py", title="1 · Data", icon=":material/table_view:", default=True),
     st.Page("pages/2_diagnostics.py", title="2 · Diagnostics", icon=":material/health_and_safety:"),
+    st.Page("pages/3_models.py", title="3 · Models", icon=":material/model_training:"),
 ])

@@ -107,3 +107,22 @@ def propensity_histograms(overlap_result) -> go.Figure:
     fig.update_layout(barmode="overlay", xaxis_title=f"{overlap_result.propensity_source} propensity of the logged arm",
                       yaxis_title="share of the arm's rows", height=340, margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+def uplift_distribution_figure(predictions: pd.DataFrame, arms, sample: int = 4000, seed: int = 0) -> go.Figure:
+    """Per offer: the distribution of predicted τ value, and τ value against τ cost."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Predicted τ value per customer", "τ value against τ cost (sample)"])
+    colors = arm_colors(["(control)", *arms])
+    shown = predictions.sample(min(sample, len(predictions)), random_state=seed)
+    for arm in arms:
+        fig.add_histogram(x=predictions[f"tau_value__{arm}"], name=arm, opacity=0.55, nbinsx=60,
+                          marker_color=colors[arm], legendgroup=arm, row=1, col=1)
+        fig.add_scatter(x=shown[f"tau_cost__{arm}"], y=shown[f"tau_value__{arm}"], mode="markers", name=arm,
+                        marker=dict(size=4, opacity=0.4, color=colors[arm]), legendgroup=arm, showlegend=False, row=1, col=2)
+    fig.add_vline(x=0, line_dash="dot", line_color="#888", row=1, col=1)
+    fig.add_hline(y=0, line_dash="dot", line_color="#888", row=1, col=2)
+    fig.update_xaxes(title_text="τ value", row=1, col=1)
+    fig.update_xaxes(title_text="τ cost", row=1, col=2)
+    fig.update_yaxes(title_text="τ value", row=1, col=2)
+    fig.update_layout(barmode="overlay", height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

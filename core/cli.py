@@ -22,8 +22,6 @@ EXIT_USER_ERROR = 2
 
 # Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
 PENDING = {
-    "fit": "fit uplift models (value and cost heads)",
-    "predict": "score new customers with a saved model",
     "evaluate": "Qini / AUUC / cost curve / calibration of scores",
     "allocate": "budget-constrained offer allocation",
     "ope": "off-policy evaluation of candidate policies",
@@ -206,6 +204,68 @@ def cmd_overlap(args: argparse.Namespace) -> dict:
     return {**result.to_dict(), **bal.to_dict()}
 
 
+def _progress_to_stderr(every: float = 0.0999):
+    state = {"next": 0.0}
+
+    def report(fraction: float, message: str) -> None:
+        if fraction >= state["next"] or fraction >= 1.0:
+            sys.stderr.write(f"[{fraction:4.0%}] {message}\n")
+            state["next"] = fraction + every
+
+    return report
+
+
+def _write_predictions(ids, predictions, path: str) -> str:
+    frame = predictions.copy()
+    frame.insert(0, "id", ids)
+    try:
+        frame.to_csv(path, index=False)
+    except OSError as exc:
+        raise UserError(f"--predictions-out '{path}' cannot be written: {exc.strerror}") from exc
+    return path
+
+
+def cmd_fit(args: argparse.Namespace) -> dict:
+    from .diagnostics.overlap import estimate_propensities
+    from .uplift.learners import UpliftModel
+    from .uplift.persist import save_model, write_model_file
+    from .workspace import Workspace
+
+    log = load_log(args, require_value=True)
+    model = UpliftModel(learner=args.learner, folds=args.folds, bagging=args.bagging, by_segment=args.by_segment,
+                        seed=args.seed)
+    model._validate_params()
+    propensity = None
+    if args.learner == "dr" and log.propensity is None:
+        sys.stderr.write("no --propensity given: the DR-learner uses cross-fitted propensity estimates\n")
+        matrix = estimate_propensities(log, folds=args.folds, seed=args.seed)
+        propensity = matrix[np.arange(log.n), [log.labels.index(a) for a in log.action]]
+    model.fit(log, propensity=propensity, progress=_progress_to_stderr())
+    workspace = Workspace()
+    model_id = save_model(model, log, workspace)
+    out = {**model.report_.to_dict(), "model_id": model_id, "workspace": str(workspace.path)}
+    if args.model_out:
+        out["model_path"] = str(write_model_file(model_id, workspace, args.model_out))
+    if args.predictions_out:
+        out["predictions_path"] = _write_predictions(log.ids, model.oof_, args.predictions_out)
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> dict:
+    from .io import read_table
+    from .uplift.persist import read_model_file
+    from .workspace import Workspace
+
+    model = read_model_file(args.model, Workspace())
+    frame = read_table(args.data)
+    predictions = model.predict(frame)
+    id_column = (getattr(model, "id_column_", None))
+    ids = frame[id_column].to_numpy() if id_column and id_column in frame.columns else np.arange(len(frame))
+    _write_predictions(ids, predictions, args.predictions_out)
+    return {"learner": model.learner, "labels": list(model.labels_), "n_rows": int(len(frame)),
+            "predictions_path": args.predictions_out}
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m core",
@@ -244,6 +304,25 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=cmd_overlap)
 
+    p = sub.add_parser("fit", help="fit an uplift model: value and cost heads for every offer, cross-fitted")
+    add_log_options(p, value_required=True)
+    p.add_argument("--learner", default="x", choices=["s", "t", "x", "dr", "cf"], help="meta-learner (default x)")
+    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
+    p.add_argument("--bagging", type=int, default=0, help="bootstrap refits per fold (default 0 = off)")
+    p.add_argument("--by-segment", action="store_true", help="one model per value of --segment")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same predictions)")
+    p.add_argument("--model-out", metavar="PATH", help="write the fitted model here (loadable only by this workspace)")
+    p.add_argument("--predictions-out", metavar="CSV", help="out-of-fold tau_value__<arm>, tau_cost__<arm> per row")
+    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    p.set_defaults(handler=cmd_fit)
+
+    p = sub.add_parser("predict", help="score new customers with a model written by fit --model-out")
+    p.add_argument("--model", required=True, metavar="PATH", help="model file from fit --model-out")
+    p.add_argument("--data", required=True, metavar="PATH", help="customers to score (CSV, CSV.GZ or Parquet)")
+    p.add_argument("--predictions-out", required=True, metavar="CSV", help="tau_value__<arm>, tau_cost__<arm> per row")
+    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    p.set_defaults(handler=cmd_predict)
+
     for name, summary in PENDING.items():
         p = sub.add_parser(name, help=f"{summary} (not available yet)")
         p.set_defaults(handler=_pending(name, summary), pending=True)
@@ -264,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", *PENDING]))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

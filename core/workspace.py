@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS models (
     id VARCHAR PRIMARY KEY, scenario_id VARCHAR, dataset_fingerprint VARCHAR NOT NULL,
     learner VARCHAR, params JSON, metrics JSON, seconds DOUBLE, created_at TIMESTAMP,
     digest VARCHAR, payload BLOB);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     id VARCHAR PRIMARY KEY, scenario_id VARCHAR, kind VARCHAR NOT NULL, params JSON,
     result JSON, created_at TIMESTAMP);
@@ -104,6 +105,8 @@ class Workspace:
             raise UserError(f"cannot create the workspace folder '{self.path.parent}': {exc.strerror}") from exc
         with self._connect() as con:
             con.execute(SCHEMA)
+            if con.execute("SELECT 1 FROM meta WHERE key = 'signing_key'").fetchone() is None:
+                con.execute("INSERT INTO meta VALUES ('signing_key', ?)", [secrets.token_hex(32)])
 
     @contextmanager
     def _connect(self, retries: int = 40) -> Iterator[Any]:
@@ -236,7 +239,58 @@ class Workspace:
         with self._connect() as con:
             con.execute("DELETE FROM scenarios WHERE id = ?", [scenario_id])
 
-    # --- runs and model records ---------------------------------------------------------
+    # --- model records ------------------------------------------------------------------
+
+    def sign(self, payload: bytes) -> str:
+        """HMAC-SHA256 of ``payload`` under this workspace's secret key.
+
+        The key never leaves the workspace file, so a matching signature proves that this
+        workspace wrote the payload: the only condition under which a model is unpickled.
+        """
+        import hashlib
+        import hmac
+
+        with self._connect() as con:
+            key = con.execute("SELECT value FROM meta WHERE key = 'signing_key'").fetchone()[0]
+        return hmac.new(bytes.fromhex(key), payload, hashlib.sha256).hexdigest()
+
+    def save_model(self, payload: bytes, *, dataset_fingerprint: str, learner: str, params: dict, metrics: dict,
+                   seconds: float, scenario_id: str | None = None) -> tuple[str, str]:
+        """Store a serialised model with its signature; return (model id, signature)."""
+        model_id, digest = _new_id("mdl"), self.sign(payload)
+        with self._connect() as con:
+            con.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [model_id, scenario_id, dataset_fingerprint, learner, json.dumps(params, default=str),
+                         json.dumps(metrics, default=str), seconds, _now(), digest, payload])
+        return model_id, digest
+
+    def model_payload(self, model_id: str) -> bytes:
+        """The stored payload, after checking its signature."""
+        import hmac
+
+        with self._connect() as con:
+            row = con.execute("SELECT digest, payload FROM models WHERE id = ?", [model_id]).fetchone()
+        if row is None:
+            raise UserError(f"model '{model_id}' is not in the workspace '{self.path}'")
+        digest, payload = row
+        if not hmac.compare_digest(digest, self.sign(bytes(payload))):
+            raise UserError(f"model '{model_id}' fails its signature check; refusing to load it")
+        return bytes(payload)
+
+    def has_model(self, model_id: str, digest: str) -> bool:
+        with self._connect() as con:
+            row = con.execute("SELECT digest FROM models WHERE id = ?", [model_id]).fetchone()
+        return row is not None and row[0] == digest
+
+    def list_models(self, dataset_fingerprint: str | None = None) -> pd.DataFrame:
+        query = "SELECT id, scenario_id, dataset_fingerprint, learner, params, metrics, seconds, created_at FROM models"
+        args = []
+        if dataset_fingerprint:
+            query, args = query + " WHERE dataset_fingerprint = ?", [dataset_fingerprint]
+        with self._connect() as con:
+            return con.execute(query + " ORDER BY created_at DESC", args).df()
+
+    # --- runs ---------------------------------------------------------------------------
 
     def record_run(self, kind: str, params: dict, result: dict, scenario_id: str | None = None) -> str:
         """Keep the parameters and result of one computation (an SRM check, an allocation…)."""

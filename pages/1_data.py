@@ -21,8 +21,9 @@ if problem:
     st.warning(problem)
 
 SOURCES = ["Sample data", "Upload a file", "Saved scenario"]
-source = st.radio("Start from", SOURCES, horizontal=True, key="data_source",
-                  index=2 if cur.scenario_id else 0)
+# Widget state is dropped when the user visits another page: start from what is loaded.
+start = 2 if cur.scenario_id else 1 if (cur.source or "").startswith("upload:") else 0
+source = st.radio("Start from", SOURCES, horizontal=True, key="data_source", index=start)
 
 if source == "Sample data":
     keys = list(SAMPLES)

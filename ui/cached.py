@@ -137,3 +137,42 @@ def diagnostics(dataset_id: str, mapping: dict, settings: dict, progress=None) -
     # The settings key includes check_logged, and the estimates follow from dataset + mapping.
     return _diagnostics(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True),
                         json.dumps(settings, sort_keys=True), _estimated=estimated)
+
+
+# --- uplift models --------------------------------------------------------------------------------
+
+def fit_model(dataset_id: str, mapping: dict, params: dict, progress=None, scenario_id: str | None = None):
+    """Fit (once per dataset, mapping and parameters) and record an uplift model.
+
+    Returns ``(model, model_id)``.  The DR-learner gets cross-fitted propensities when the
+    log has none.
+    """
+    import numpy as np
+
+    from core.uplift.learners import UpliftModel
+    from core.uplift.persist import save_model
+
+    path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
+
+    def compute():
+        log = _experiment_log(dataset_id, path, mapping_json)
+        propensity = None
+        if params.get("learner") == "dr" and log.propensity is None:
+            matrix = estimated_propensities(dataset_id, mapping)
+            propensity = matrix[np.arange(log.n), [log.labels.index(a) for a in log.action]]
+        model = UpliftModel(**params).fit(log, propensity=propensity, progress=progress)
+        return model, save_model(model, log, Workspace(path), scenario_id)
+
+    return memoised(("model", path, dataset_id, mapping_json, json.dumps(params, sort_keys=True)), compute, keep=12)
+
+
+def stored_model(model_id: str):
+    """A model recorded in the workspace (signature-checked), loaded once per server."""
+    return _stored_model(model_id, str(default_path()))
+
+
+@st.cache_resource(show_spinner="Loading the saved model…", max_entries=12)
+def _stored_model(model_id: str, workspace_path: str):
+    from core.uplift.persist import load_model
+
+    return load_model(model_id, Workspace(workspace_path))

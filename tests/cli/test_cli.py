@@ -213,3 +213,84 @@ def test_overlap_estimates_missing_propensities_and_says_so(capsys):
     assert "estimating propensities" in err
     assert all(0.1 < v < 0.34 for v in result["min_propensity"].values()), result["min_propensity"]
     assert result["share_below_clip"] == 0.0
+
+
+# --- fit and predict -------------------------------------------------------------------------
+
+SIM_OPTIONS = ["--action", "offer", "--control", "no_offer", "--value", "revenue", "--cost", "incentive_cost",
+               "--propensity", "propensity", "--id", "customer_id", "--segment", "lifecycle", "--time", "send_date"]
+
+
+@pytest.fixture(scope="module")
+def fitted_files(tmp_path_factory):
+    """A real fit through the entry point, in its own workspace."""
+    import os
+
+    folder = tmp_path_factory.mktemp("fit")
+    env = {**os.environ, "UPLIFT_STUDIO_WORKSPACE": str(folder / "ws.duckdb")}
+    data = folder / "log.parquet"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True, text=True, env=env)
+
+    assert run("simulate", "--n", 3000, "--seed", 2, "--out", data).returncode == 0
+    proc = run("fit", "--data", data, *SIM_OPTIONS, "--learner", "t", "--folds", 2,
+               "--model-out", folder / "model.bin", "--predictions-out", folder / "oof.csv")
+    return folder, data, proc, run
+
+
+def test_fit_follows_the_contract(fitted_files):
+    folder, data, proc, _ = fitted_files
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) >= {"learner", "labels", "n_rows", "seconds"}
+    assert result["learner"] == "t" and result["n_rows"] == 3000 and result["labels"][0] == "no_offer"
+    oof = pd.read_csv(folder / "oof.csv")
+    arms = ["coupon_20", "free_shipping", "pct10_off"]
+    assert list(oof.columns) == ["id"] + [f"tau_value__{a}" for a in arms] + [f"tau_cost__{a}" for a in arms]
+    assert oof["id"].tolist() == pd.read_parquet(data)["customer_id"].tolist()
+    assert "fold 2/2" in proc.stderr, "progress goes to stderr"
+
+
+def test_predict_scores_new_customers(fitted_files, tmp_path):
+    folder, data, _, run = fitted_files
+    fresh = tmp_path / "fresh.csv"
+    simulate_fresh = run("simulate", "--n", 500, "--seed", 77, "--out", fresh)
+    assert simulate_fresh.returncode == 0
+    proc = run("predict", "--model", folder / "model.bin", "--data", fresh, "--predictions-out", tmp_path / "p.csv")
+    assert proc.returncode == 0, proc.stderr
+    predicted = pd.read_csv(tmp_path / "p.csv")
+    assert len(predicted) == 500 and predicted["id"].tolist() == pd.read_csv(fresh)["customer_id"].tolist()
+    assert json.loads(proc.stdout)["n_rows"] == 500
+
+
+def test_predict_with_a_missing_feature_exits_2_naming_it(fitted_files, tmp_path):
+    folder, data, _, run = fitted_files
+    partial = tmp_path / "partial.csv"
+    pd.read_parquet(data).drop(columns=["email_engagement"]).to_csv(partial, index=False)
+    proc = run("predict", "--model", folder / "model.bin", "--data", partial, "--predictions-out", tmp_path / "p.csv")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: feature column(s) 'email_engagement' missing from the data to score")
+
+
+def test_predict_refuses_a_model_from_elsewhere(fitted_files, tmp_path):
+    folder, data, _, _ = fitted_files
+    proc = run_cli("predict", "--model", folder / "model.bin", "--data", data, "--predictions-out", tmp_path / "p.csv")
+    assert proc.returncode == 2 and "refusing to load it" in proc.stderr
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--learner", "rf"], r"argument --learner: invalid choice: 'rf'"),
+    (["--folds", "1"], r"--folds must be a whole number ≥ 2, got 1"),
+])
+def test_fit_bad_options_exit_2(capsys, extra, message):
+    import re
+
+    code, out, err = call(capsys, "fit", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail",
+                          "--value", "visit", *extra)
+    assert code == 2 and re.search(message, err), err
+
+
+def test_fit_needs_a_value_column(capsys):
+    code, out, err = call(capsys, "fit", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail")
+    assert code == 2 and "--value" in err

@@ -1,0 +1,66 @@
+"""Saving and loading fitted uplift models, safely.
+
+A model is pickled (LightGBM and EconML objects have no other complete format), so it is only
+ever unpickled after proving this app wrote it: the workspace signs every payload with a
+secret key that never leaves the workspace file (HMAC-SHA256), and keeps a registry entry.
+A model file (``fit --model-out``) is ``MAGIC`` + one JSON header line + the payload; loading it
+checks the magic, the header, the registry entry and the signature before unpickling.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import pickle
+from pathlib import Path
+
+from ..errors import UserError
+
+MAGIC = b"UPLIFT-STUDIO-MODEL v1\n"
+
+
+def save_model(model, log, workspace, scenario_id: str | None = None) -> str:
+    """Record a fitted :class:`~core.uplift.learners.UpliftModel` in the workspace; return its id."""
+    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    model_id, _ = workspace.save_model(
+        payload, dataset_fingerprint=log.data_fingerprint, learner=model.learner,
+        params={**model.get_params(), "mapping": log.columns.to_dict(), "features": list(model.features_)},
+        metrics=model.report_.to_dict(), seconds=model.report_.seconds, scenario_id=scenario_id)
+    return model_id
+
+
+def load_model(model_id: str, workspace):
+    """Load a model from the workspace (its signature is checked first)."""
+    return pickle.loads(workspace.model_payload(model_id))
+
+
+def write_model_file(model_id: str, workspace, path: str | Path) -> Path:
+    """Export a recorded model as a file that :func:`read_model_file` accepts."""
+    path = Path(path)
+    payload = workspace.model_payload(model_id)
+    header = {"id": model_id, "signature": workspace.sign(payload), "size": len(payload)}
+    try:
+        path.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + payload)
+    except OSError as exc:
+        raise UserError(f"--model-out '{path}' cannot be written: {exc.strerror}") from exc
+    return path
+
+
+def read_model_file(path: str | Path, workspace):
+    """Load a model file, refusing anything this workspace did not write."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file '{path}' does not exist")
+    raw = path.read_bytes()
+    if not raw.startswith(MAGIC):
+        raise UserError(f"'{path}' is not an Uplift Studio model file; refusing to load it")
+    header_line, _, payload = raw[len(MAGIC):].partition(b"\n")
+    try:
+        header = json.loads(header_line)
+        model_id, signature = str(header["id"]), str(header["signature"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"model file '{path}' has a damaged header; refusing to load it") from None
+    if not hmac.compare_digest(signature, workspace.sign(payload)) or not workspace.has_model(model_id, signature):
+        raise UserError(f"model file '{path}' was not written by the workspace '{workspace.path}' (or was altered); "
+                        "refusing to load it. Fit it again here, or point UPLIFT_STUDIO_WORKSPACE at the workspace that wrote it")
+    return pickle.loads(payload)

@@ -1,0 +1,90 @@
+"""Step 3 · Models: value and cost uplift for every offer, cross-fitted."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from core import charts
+from core.errors import UserError
+from core.uplift.learners import LEARNERS
+from ui import cached, state
+from ui.widgets import require_log, show_error
+
+ui.page_setup()
+
+st.title("Models")
+st.caption("For every customer and offer: the extra value the offer brings (τ value) and the extra cost it "
+           "causes (τ cost), each from its own model. Every prediction is out-of-fold: a customer is scored "
+           "by models that never saw them.")
+cur, log = require_log()
+saved = cur.config.get("model_settings", {})
+
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+learners = c1.multiselect("Learners", list(LEARNERS), default=saved.get("learners", ["x"]), format_func=LEARNERS.get,
+                          help="X-learner is the default: strong with unequal arm sizes. Fit several to compare them in step 4.")
+folds = c2.slider("Cross-fitting folds", 2, 10, saved.get("folds", 5))
+bagging = c3.number_input("Bootstrap refits per fold", 0, 10, saved.get("bagging", 0),
+                          help="0 = off. Refits on resamples give the stability checks of step 4; each costs a full fit.")
+by_segment = c4.toggle("One model per segment", value=saved.get("by_segment", False), disabled=not log.columns.segment,
+                       help="Needs a segment column (e.g. lifecycle) with at least 50 customers per offer in every segment.")
+cur.config["model_settings"] = {"learners": learners, "folds": folds, "bagging": int(bagging), "by_segment": by_segment}
+
+cost_note = {"column": f"a model of '{log.columns.cost}'", "constant": "the constant cost per arm (no model needed)"}
+st.caption(f"Value head: a model of '{log.columns.value}'. Cost head: "
+           + cost_note.get("column" if log.columns.cost else "constant" if log.columns.action_cost else "", "none (no cost mapped)") + ".")
+
+blockers = state.fit_blockers(log.fingerprint)
+if blockers:
+    st.error("Fitting is blocked. " + " ".join(blockers), icon=":material/block:")
+    st.page_link("pages/2_diagnostics.py", label="Go to step 2 · Diagnostics", icon=":material/arrow_back:")
+fit = st.button("Fit models", type="primary", disabled=bool(blockers) or not learners)
+
+fitted = dict(cur.config.get("models", {}))
+if fit:
+    for learner in learners:
+        params = {"learner": learner, "folds": folds, "bagging": int(bagging), "by_segment": by_segment}
+        with st.status(f"Fitting the {LEARNERS[learner]}…", expanded=True) as status:
+            bar = st.progress(0.0, text="starting")
+            try:
+                model, model_id = cached.fit_model(cur.dataset_id, cur.mapping, params, scenario_id=cur.scenario_id,
+                                                   progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
+            except UserError as exc:
+                status.update(label=f"{LEARNERS[learner]} could not be fitted", state="error")
+                show_error(exc)
+                continue
+            bar.progress(1.0, text="done")
+            status.update(label=f"{LEARNERS[learner]} fitted in {model.report_.seconds:.1f} s", state="complete", expanded=False)
+        fitted[learner] = {"model_id": model_id, "params": params, "fingerprint": log.fingerprint}
+    cur.config["models"] = fitted
+
+current = {k: v for k, v in fitted.items() if v.get("fingerprint") == log.fingerprint}
+if not current:
+    st.info("No model fitted on this dataset and mapping yet.")
+    st.stop()
+
+models = {k: cached.stored_model(v["model_id"]) for k, v in current.items()}
+readout = cached.diagnostics(cur.dataset_id, cur.mapping, cur.config.get("diagnostics") or
+                             {"split_mode": "equal", "alpha": 0.001, "clip": 0.01}).get("readout")
+
+st.subheader("Fitted models")
+rows = []
+for key, model in models.items():
+    row = {"learner": LEARNERS[key], "seconds": round(model.report_.seconds, 1), "folds": model.report_.folds,
+           "bagging": model.report_.bagging, "segments": len(model.report_.segments), "model id": current[key]["model_id"]}
+    for arm in model.treatments_:
+        row[f"mean τ value · {arm}"] = model.oof_[f"tau_value__{arm}"].mean()
+    rows.append(row)
+board = pd.DataFrame(rows)
+st.dataframe(board, hide_index=True)
+if readout is not None:
+    effects = readout.effects.query("outcome == 'value'").set_index("arm")["effect"]
+    st.caption("Sanity check: the mean predicted τ value of each offer should sit near the readout's average effect ("
+               + ", ".join(f"{a}: {v:.3g}" for a, v in effects.items()) + "). Step 4 ranks the models properly.")
+
+choice = st.selectbox("Show predictions of", list(models), format_func=LEARNERS.get)
+model = models[choice]
+st.plotly_chart(charts.uplift_distribution_figure(model.oof_, model.treatments_))
+download = model.oof_.copy()
+download.insert(0, "id", log.ids)
+st.download_button("Download out-of-fold predictions (CSV)", download.to_csv(index=False).encode(),
+                   f"predictions_{choice}.csv", "text/csv")

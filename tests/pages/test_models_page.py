@@ -1,0 +1,72 @@
+"""The Models page: gated by the diagnostics, fits real models, survives a revisit."""
+
+import io
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.simulate import simulate
+from core.workspace import Workspace
+from tests.conftest import ROOT
+
+TIMEOUT = 300
+
+
+@pytest.fixture
+def app():
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def texts(elements):
+    return " ".join(e.value for e in elements)
+
+
+def fit_button(at):
+    [button] = [b for b in at.button if b.label == "Fit models"]
+    return button
+
+
+def upload(at, frame, name):
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    at.radio(key="data_source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value((name, buffer.getvalue().encode(), "text/csv")).run()
+    assert not at.exception and not at.error, texts(at.error)
+
+
+def test_fitting_needs_the_diagnostics_first(app):
+    at = app.run().switch_page("pages/3_models.py").run()
+    assert not at.exception
+    assert "Run the diagnostics on this dataset and mapping first" in texts(at.error)
+    assert fit_button(at).disabled
+
+
+def test_red_light_blocks_fitting_until_acknowledged_then_fits(app):
+    at = app.run()
+    upload(at, simulate(2500, seed=12, srm_drop={"coupon_20": 0.5}).log, "broken_logging.csv")
+    at.switch_page("pages/2_diagnostics.py").run()
+    assert "SRM: red" in texts(at.error)
+
+    at.switch_page("pages/3_models.py").run()
+    assert "The SRM light is red and not acknowledged" in texts(at.error)
+    assert fit_button(at).disabled
+
+    at.switch_page("pages/2_diagnostics.py").run()
+    [ack] = [c for c in at.checkbox if "SRM problem" in c.label]
+    ack.check().run()
+    at.switch_page("pages/3_models.py").run()
+    assert not fit_button(at).disabled and "blocked" not in texts(at.error)
+
+    at.slider[0].set_value(2)
+    fit_button(at).click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    board = at.dataframe[0].value
+    assert board["learner"].tolist() == ["X-learner"] and board["folds"].tolist() == [2]
+    [record] = Workspace().list_models().to_dict("records")
+    assert record["learner"] == "x" and record["id"] == board["model id"][0]
+
+    # A revisit shows the fitted model without fitting again.
+    at.switch_page("pages/1_data.py").run()
+    at.switch_page("pages/3_models.py").run()
+    assert at.dataframe[0].value["model id"].tolist() == [record["id"]]
+    assert len(Workspace().list_models()) == 1
