@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UserError
 
 
-def _check(y, score, treatment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(y, score, treatment, weights=None):
     y = np.asarray(y, dtype=float)
     score = np.asarray(score, dtype=float)
     treatment = np.asarray(treatment)
@@ -44,50 +44,68 @@ def _check(y, score, treatment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if treatment.sum() == 0 or treatment.sum() == len(treatment):
         which = "treated" if treatment.sum() == 0 else "control"
         raise UserError(f"there are no {which} rows; uplift metrics compare an arm with its control")
-    return y, score, treatment
+    if weights is None:
+        return y, score, treatment
+    weights = np.asarray(weights, dtype=float)
+    if len(weights) != len(y) or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+        raise UserError("weights must be positive finite numbers, one per row (inverse propensities)")
+    return y, score, treatment, weights
 
 
-def _cumulative(y, score, treatment):
+def _cumulative(y, score, treatment, weights=None):
+    """Cumulative counts and sums at each distinct score, highest first.
+
+    With ``weights`` the per-group means become Hájek (weighted) means, while the counts that
+    scale them stay unweighted, so equal weights give exactly the unweighted curves.
+    """
     order = np.argsort(score, kind="mergesort")[::-1]
     y, score, treatment = y[order], score[order], treatment[order]
+    w = np.ones_like(y) if weights is None else weights[order]
     thresholds = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]
     num_all = (thresholds + 1).astype(float)
     num_t = np.cumsum(treatment)[thresholds]
     num_c = num_all - num_t
-    y_t = np.cumsum(y * treatment)[thresholds]
-    y_c = np.cumsum(y * (1 - treatment))[thresholds]
-    return num_all, num_t, num_c, y_t, y_c
+    w_t = np.cumsum(w * treatment)[thresholds]
+    w_c = np.cumsum(w * (1 - treatment))[thresholds]
+    mean_t = _ratio(np.cumsum(w * y * treatment)[thresholds], w_t)
+    mean_c = _ratio(np.cumsum(w * y * (1 - treatment))[thresholds], w_c)
+    return num_all, num_t, num_c, mean_t, mean_c
 
 
 def _ratio(a, b):
     return np.divide(a, b, out=np.zeros_like(a, dtype=float), where=b != 0)
 
 
-def qini_curve(y, score, treatment) -> tuple[np.ndarray, np.ndarray]:
-    """Points (x = units targeted, Q) of the Qini curve, (0, 0) first."""
-    y, score, treatment = _check(y, score, treatment)
-    num_all, num_t, num_c, y_t, y_c = _cumulative(y, score, treatment)
-    return np.r_[0.0, num_all], np.r_[0.0, y_t - y_c * _ratio(num_t, num_c)]
+def qini_curve(y, score, treatment, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """Points (x = units targeted, Q) of the Qini curve, (0, 0) first.
+
+    ``Q = N_t · (mean_t − mean_c)``, which is ``Y_t − Y_c · N_t / N_c`` for equal weights
+    (0 while the top group has no control unit).
+    """
+    num_all, num_t, num_c, mean_t, mean_c = _cumulative(*_check(y, score, treatment, weights))
+    q = np.where(num_c > 0, num_t * (mean_t - mean_c), num_t * mean_t)
+    return np.r_[0.0, num_all], np.r_[0.0, q]
 
 
-def uplift_curve(y, score, treatment) -> tuple[np.ndarray, np.ndarray]:
+def uplift_curve(y, score, treatment, weights=None) -> tuple[np.ndarray, np.ndarray]:
     """Points (x = units targeted, U) of the uplift curve, (0, 0) first."""
-    y, score, treatment = _check(y, score, treatment)
-    num_all, num_t, num_c, y_t, y_c = _cumulative(y, score, treatment)
-    return np.r_[0.0, num_all], np.r_[0.0, (_ratio(y_t, num_t) - _ratio(y_c, num_c)) * num_all]
+    num_all, num_t, num_c, mean_t, mean_c = _cumulative(*_check(y, score, treatment, weights))
+    return np.r_[0.0, num_all], np.r_[0.0, (mean_t - mean_c) * num_all]
 
 
-def perfect_qini_curve(y, treatment):
+def perfect_qini_curve(y, treatment, weights=None):
+    """The Qini curve of the ideal score ``y·t − y·(1 − t)`` (scikit-uplift, negative_effect=True)."""
     y, treatment = np.asarray(y, dtype=float), np.asarray(treatment, dtype=float)
-    return qini_curve(y, y * treatment - y * (1 - treatment), treatment)
+    return qini_curve(y, y * treatment - y * (1 - treatment), treatment, weights)
 
 
-def perfect_uplift_curve(y, treatment):
+def perfect_uplift_curve(y, treatment, weights=None):
+    """The uplift curve of scikit-uplift's ideal score."""
     y, treatment = np.asarray(y, dtype=float), np.asarray(treatment, dtype=float)
     control_responders = np.sum((y == 1) & (treatment == 0))
     treated_non_responders = np.sum((y == 0) & (treatment == 1))
     summand = y if control_responders > treated_non_responders else treatment
-    return uplift_curve(y, 2 * (y == treatment) + summand, treatment)
+    return uplift_curve(y, 2 * (y == treatment) + summand, treatment, weights)
 
 
 def _area(x, q) -> float:
@@ -103,35 +121,175 @@ def _normalised(actual, perfect) -> float:
     return (_area(xa, ya) - random) / denominator
 
 
-def qini_auc_score(y, score, treatment) -> float:
+def qini_auc_score(y, score, treatment, weights=None) -> float:
     """Normalised area under the Qini curve (scikit-uplift's ``qini_auc_score``)."""
-    return _normalised(qini_curve(y, score, treatment), perfect_qini_curve(y, treatment))
+    return _normalised(qini_curve(y, score, treatment, weights), perfect_qini_curve(y, treatment, weights))
 
 
-def uplift_auc_score(y, score, treatment) -> float:
+def uplift_auc_score(y, score, treatment, weights=None) -> float:
     """Normalised area under the uplift curve (scikit-uplift's ``uplift_auc_score``)."""
-    return _normalised(uplift_curve(y, score, treatment), perfect_uplift_curve(y, treatment))
+    return _normalised(uplift_curve(y, score, treatment, weights), perfect_uplift_curve(y, treatment, weights))
 
 
-def qini_coefficient(y, score, treatment) -> float:
+def qini_coefficient(y, score, treatment, weights=None) -> float:
     """Raw area between the Qini curve and the random line from (0, 0) to its end."""
-    x, q = qini_curve(y, score, treatment)
+    x, q = qini_curve(y, score, treatment, weights)
     return _area(x, q) - x[-1] * q[-1] / 2.0
 
 
-def bootstrap_scores(metric, y, score, treatment, n_boot: int = 200, seed: int = 0, paired_with=None) -> np.ndarray:
-    """Seeded bootstrap replicates of ``metric(y, score, treatment)``.
+def uplift_at_top(y, score, treatment, fraction: float, weights=None) -> float:
+    """Difference of (weighted) means, treated − control, among the top ``fraction`` by score.
+
+    The cut falls at the first distinct score that reaches the fraction (ties stay together).
+    """
+    if not 0 < fraction <= 1:
+        raise UserError(f"top fraction must be in (0, 1], got {fraction}")
+    num_all, num_t, num_c, mean_t, mean_c = _cumulative(*_check(y, score, treatment, weights))
+    k = int(np.searchsorted(num_all, fraction * num_all[-1] - 1e-9))
+    if num_t[k] == 0 or num_c[k] == 0:
+        return float("nan")
+    return float(mean_t[k] - mean_c[k])
+
+
+# --- cost curve -------------------------------------------------------------------------------
+
+def cost_ranking(tau_value, tau_cost) -> np.ndarray:
+    """The cost curve's ranking key τv / τc.  Where the predicted cost is not positive, a
+    positive value comes first (+∞: value for free) and a non-positive one last (−∞)."""
+    tau_value, tau_cost = np.asarray(tau_value, dtype=float), np.asarray(tau_cost, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = tau_value / tau_cost
+    return np.where(tau_cost > 0, ratio, np.where(tau_value > 0, np.inf, -np.inf))
+
+
+def cost_curve(value, cost, score, treatment, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative incremental cost (x) and value (y) as fractions of their totals, ranking by
+    ``score`` (normally :func:`cost_ranking`), (0, 0) first.
+
+    Incremental value at the top k is ``(mean_t − mean_c) · k`` (as on the uplift curve), and
+    likewise for cost; arXiv 2507.05510's cost curve plots one against the other.
+    """
+    score = np.asarray(score, dtype=float)
+    finite = np.where(np.isposinf(score), np.finfo(float).max, np.where(np.isneginf(score), -np.finfo(float).max, score))
+    xv, incremental_value = uplift_curve(value, finite, treatment, weights)
+    _, incremental_cost = uplift_curve(cost, finite, treatment, weights)
+    total_value, total_cost = incremental_value[-1], incremental_cost[-1]
+    if total_cost <= 0 or total_value == 0:
+        raise UserError("the arm's total incremental cost is not positive (or its value is zero); a cost curve needs both")
+    return incremental_cost / total_cost, incremental_value / total_value
+
+
+def aucc(value, cost, score, treatment, weights=None) -> float:
+    """Area under the cost curve (trapezoids over the unit square); random targeting ≈ 0.5."""
+    x, y = cost_curve(value, cost, score, treatment, weights)
+    return float(np.trapezoid(y, x))
+
+
+# --- bootstrap -----------------------------------------------------------------------------------
+
+def bootstrap_scores(metric, y, score, treatment, n_boot: int = 200, seed: int = 0, paired_with=None,
+                     weights=None) -> np.ndarray:
+    """Seeded bootstrap replicates of ``metric(y, score, treatment)`` (a plain resampling loop).
 
     With ``paired_with`` (a second score), each replicate is the difference of the two
     metrics on the same resample, for a paired comparison of two models.
     """
-    y, score, treatment = _check(y, score, treatment)
+    y, score, treatment = _check(y, score, treatment)[:3]
+    w = None if weights is None else np.asarray(weights, dtype=float)
     rng = np.random.default_rng(seed)
     out = np.empty(n_boot)
     for b in range(n_boot):
         rows = rng.integers(0, len(y), len(y))
-        value = metric(y[rows], score[rows], treatment[rows])
+        wb = None if w is None else w[rows]
+        value = metric(y[rows], score[rows], treatment[rows], wb) if w is not None else metric(y[rows], score[rows], treatment[rows])
         if paired_with is not None:
-            value -= metric(y[rows], np.asarray(paired_with, dtype=float)[rows], treatment[rows])
+            other = np.asarray(paired_with, dtype=float)[rows]
+            value -= metric(y[rows], other, treatment[rows], wb) if w is not None else metric(y[rows], other, treatment[rows])
         out[b] = value
     return out
+
+
+def curve_bands(y, score, treatment, weights=None, n_boot: int = 1000, alpha: float = 0.05, grid: int = 100,
+                seed: int = 0, exact_limit: float = 5e7) -> dict:
+    """Bootstrap bands of the Qini and uplift curves on a grid of targeted fractions, and
+    bootstrap replicates of the normalised Qini.
+
+    Units are sorted once.  Each replicate reweights them with Poisson(1) counts (the Poisson
+    bootstrap), so its curves are cumulative sums over the same order: no re-sorting.  When
+    ``n × n_boot`` exceeds ``exact_limit`` the counts are not drawn per unit: each of ``grid``
+    consecutive blocks of the ranking gets its sums (n_t, n_c, Σwy_t, Σwy_c and the weight sums)
+    drawn from the normal law with the Poisson bootstrap's exact mean and covariance, which is
+    accurate when blocks hold thousands of units.  Seeded; percentile intervals.
+
+    Returns a dict with ``fraction`` (grid), ``qini``/``uplift`` (the curves at the grid),
+    ``qini_low``/``qini_high``/``uplift_low``/``uplift_high`` and ``qini_auc_replicates``.
+    """
+    checked = _check(y, score, treatment, weights)
+    y, score, treatment = checked[:3]
+    w = checked[3] if weights is not None else np.ones_like(y)
+    n = len(y)
+    order = np.argsort(score, kind="mergesort")[::-1]
+    y, treatment, w, score = y[order], treatment[order], w[order], score[order]
+    grid = int(min(grid, n))
+    edges = np.unique(np.round(np.linspace(0, n, grid + 1)).astype(int))
+    ends = edges[1:]
+    rng = np.random.default_rng(seed)
+    t, c = treatment, 1 - treatment
+
+    def curves_from_block_sums(nt, nc, wt, wc, syt, syc):
+        # block sums (…, blocks) → cumulative curves at block ends
+        nt, nc, wt, wc, syt, syc = (np.cumsum(a, axis=-1) for a in (nt, nc, wt, wc, syt, syc))
+        mean_t, mean_c = _ratio(syt, wt), _ratio(syc, wc)
+        diff = mean_t - mean_c
+        return np.where(nc > 0, nt * diff, nt * mean_t), diff * (nt + nc)
+
+    def block_sums(counts):
+        parts = []
+        for values in (t, c, w * t, w * c, w * y * t, w * y * c):
+            cum = np.cumsum(counts * values, axis=-1)[..., ends - 1]
+            parts.append(np.diff(np.concatenate([np.zeros(cum.shape[:-1] + (1,)), cum], axis=-1), axis=-1))
+        return parts
+
+    point_q, point_u = curves_from_block_sums(*block_sums(np.ones(n)))
+    if n * n_boot <= exact_limit:
+        reps_q, reps_u = [], []
+        for chunk in np.array_split(np.arange(n_boot), max(1, int(n * n_boot // 1e7))):
+            counts = rng.poisson(1.0, size=(len(chunk), n)).astype(float)
+            q, u = curves_from_block_sums(*block_sums(counts))
+            reps_q.append(q)
+            reps_u.append(u)
+        reps_q, reps_u = np.vstack(reps_q), np.vstack(reps_u)
+    else:
+        sums = []
+        for group in (t, c):
+            # per block: count, weight sum, weighted outcome sum; Poisson(1) counts give
+            # E = Σ v and Cov = Σ v vᵀ for the vector v = (1, w, w·y) of each unit in the group
+            v = np.stack([group, w * group, w * y * group], axis=1)
+            first = np.add.reduceat(v, edges[:-1], axis=0)
+            second = np.add.reduceat(v[:, :, None] * v[:, None, :], edges[:-1], axis=0)
+            chol = np.linalg.cholesky(second + 1e-12 * np.eye(3))
+            z = rng.standard_normal((n_boot, len(first), 3))
+            draws = first[None] + np.einsum("bij,kbj->kbi", chol, z)
+            sums.append(draws)
+        (ntd, wtd, sytd), (ncd, wcd, sycd) = (np.moveaxis(s, -1, 0) for s in sums)
+        reps_q, reps_u = curves_from_block_sums(ntd, ncd, wtd, wcd, sytd, sycd)
+
+    # Normalised Qini per replicate, from the grid; shifted so that the grid's own point
+    # estimate lands on the exact one (the grid only coarsens the area).
+    x = np.r_[0.0, ends.astype(float)]
+    perfect_x, perfect_q = perfect_qini_curve(y, treatment, w if weights is not None else None)
+    perfect_area = _area(perfect_x, perfect_q) - perfect_x[-1] * perfect_q[-1] / 2.0
+
+    def grid_areas(q):
+        q = np.atleast_2d(q)
+        return np.trapezoid(np.concatenate([np.zeros((len(q), 1)), q], axis=1), x, axis=1) - n * q[:, -1] / 2.0
+
+    exact = qini_auc_score(y, score, treatment, w if weights is not None else None)
+    replicates = (grid_areas(reps_q) - grid_areas(point_q)[0]) / perfect_area + exact if perfect_area else np.full(n_boot, np.nan)
+    lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
+    return {
+        "fraction": ends / n, "qini": point_q, "uplift": point_u,
+        "qini_low": np.percentile(reps_q, lo, axis=0), "qini_high": np.percentile(reps_q, hi, axis=0),
+        "uplift_low": np.percentile(reps_u, lo, axis=0), "uplift_high": np.percentile(reps_u, hi, axis=0),
+        "qini_auc_replicates": replicates,
+    }

@@ -271,8 +271,8 @@ class UpliftModel:
     report_ : FitReport
     """
 
-    def __init__(self, learner: str = "x", folds: int = 5, n_estimators: int = 200, learning_rate: float = 0.05,
-                 num_leaves: int = 7, min_child_samples: int = 100, bagging: int = 0, by_segment: bool = False,
+    def __init__(self, learner: str = "x", folds: int = 5, n_estimators: int = 150, learning_rate: float = 0.035,
+                 num_leaves: int = 7, min_child_samples: int = 250, bagging: int = 0, by_segment: bool = False,
                  seed: int = 0, n_jobs: int = 2):
         self.learner = learner
         self.folds = folds
@@ -297,9 +297,12 @@ class UpliftModel:
         if not isinstance(self.bagging, (int, np.integer)) or self.bagging < 0:
             raise UserError(f"bagging must be a whole number ≥ 0, got {self.bagging!r}")
 
-    def _lgbm_params(self) -> dict:
+    def _lgbm_params(self, smallest_arm: int) -> dict:
+        # Uplift is a small signal in noisy outcomes: heavily regularised trees.  Leaves of at
+        # least `min_child_samples` rows, but never more than an eighth of the smallest arm.
+        leaf = int(min(self.min_child_samples, max(20, smallest_arm // 8)))
         return {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-                "min_child_samples": self.min_child_samples, "subsample": 0.8, "subsample_freq": 1,
+                "min_child_samples": leaf, "subsample": 0.8, "subsample_freq": 1,
                 "colsample_bytree": 0.8, "reg_lambda": 1.0, "random_state": self.seed, "n_jobs": self.n_jobs,
                 "verbose": -1, "deterministic": True}
 
@@ -348,7 +351,8 @@ class UpliftModel:
                     raise UserError(f"segment '{name}' has {int(counts.min())} rows of arm '{arm}'; per-segment models need "
                                     f"at least {MIN_ROWS_PER_ARM} per arm in every segment")
 
-        factory = _LGBMFactory(self._lgbm_params(), self.cat_idx_)
+        smallest_arm = int(np.bincount(t, minlength=len(self.labels_)).min()) * (self.folds - 1) // self.folds
+        factory = _LGBMFactory(self._lgbm_params(smallest_arm // max(len(segments), 1)), self.cat_idx_)
         n_arms = len(self.labels_)
         bags = max(self.bagging, 1)
         total_steps = len(outcomes) * len(segments) * self.folds * bags

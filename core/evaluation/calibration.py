@@ -1,0 +1,113 @@
+"""Calibration by bins: can the predicted effects be taken at face value?
+
+Units are split into bins of predicted effect (deciles by default; equal counts, ties kept in
+one bin).  Per bin: the mean prediction and the observed uplift, the difference of
+(inverse-propensity weighted, Hájek) means of the arm and the control within the bin, with a
+normal interval from the same variance as the readout.  Done separately for the value head and
+the cost head.  The calibration slope and intercept are a weighted least-squares line of
+observed on predicted across bins, weighting each bin by 1 / Var(observed): a slope of 1 means
+differences between predictions are real to scale; below 1, the model exaggerates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import UserError
+
+
+def _hajek(y, w):
+    total = w.sum()
+    mean = float((w * y).sum() / total)
+    n = len(y)
+    var = float((w**2 * (y - mean) ** 2).sum() / total**2) * (n / (n - 1)) if n > 1 else float("nan")
+    return mean, var
+
+
+def equal_count_bins(score, n_bins: int) -> np.ndarray:
+    """Bin index 0 (lowest scores) … n_bins−1, equal counts, tied scores in the same bin."""
+    score = np.asarray(score, dtype=float)
+    ranks = stats.rankdata(score, method="min") - 1  # ties share the lowest rank
+    return np.minimum((ranks * n_bins) // len(score), n_bins - 1).astype(int)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-bin table and the weighted calibration line."""
+
+    table: pd.DataFrame
+    slope: float
+    intercept: float
+    monotonicity: float
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
+
+    def to_dict(self) -> dict:
+        return {"slope": self.slope, "intercept": self.intercept, "monotonicity": self.monotonicity,
+                "bins": self.table.to_dict("records")}
+
+
+def calibration_bins(y, score, treatment, weights=None, n_bins: int = 10, alpha: float = 0.05) -> Calibration:
+    """Observed against predicted effect in bins of the prediction.
+
+    Parameters
+    ----------
+    y : array
+        Outcome (value or cost) of the rows of one arm and the control.
+    score : array
+        Predicted effect of that arm for each row (τ value or τ cost).
+    treatment : array of 0/1
+    weights : array, optional
+        Inverse propensities; Hájek means within each bin.
+    n_bins : int
+        Number of bins (default deciles).
+
+    A bin without treated or without control rows has no observed uplift (NaN) and is left out
+    of the slope; its ``note`` says why.
+    """
+    y = np.asarray(y, dtype=float)
+    score = np.asarray(score, dtype=float)
+    treatment = np.asarray(treatment).astype(int)
+    if not (len(y) == len(score) == len(treatment)):
+        raise UserError("y, score and treatment differ in length")
+    if np.isnan(score).any():
+        raise UserError(f"the score has {int(np.isnan(score).sum())} missing values; score every row")
+    if not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
+        raise UserError(f"the number of bins must be a whole number ≥ 2, got {n_bins!r}")
+    n_bins = int(min(n_bins, len(np.unique(score))))
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    bins = equal_count_bins(score, max(n_bins, 1)) if n_bins > 1 else np.zeros(len(y), dtype=int)
+    z = stats.norm.ppf(1 - alpha / 2)
+    rows = []
+    for b in range(max(n_bins, 1)):
+        in_bin = bins == b
+        t_rows, c_rows = in_bin & (treatment == 1), in_bin & (treatment == 0)
+        row = {"bin": b + 1, "n": int(in_bin.sum()), "n_treated": int(t_rows.sum()), "n_control": int(c_rows.sum()),
+               "predicted": float(score[in_bin].mean()) if in_bin.any() else float("nan"),
+               "observed": float("nan"), "se": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "note": ""}
+        if t_rows.sum() < 2 or c_rows.sum() < 2:
+            row["note"] = "fewer than 2 treated rows" if t_rows.sum() < 2 else "fewer than 2 control rows"
+        else:
+            mt, vt = _hajek(y[t_rows], w[t_rows])
+            mc, vc = _hajek(y[c_rows], w[c_rows])
+            se = float(np.sqrt(vt + vc))
+            row.update(observed=mt - mc, se=se, ci_low=mt - mc - z * se, ci_high=mt - mc + z * se)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    usable = table["observed"].notna() & (table["se"] > 0)
+    slope = intercept = float("nan")
+    if usable.sum() >= 2 and table.loc[usable, "predicted"].nunique() >= 2:
+        x, obs, wts = (table.loc[usable, c].to_numpy() for c in ("predicted", "observed", "se"))
+        wts = 1.0 / wts**2
+        xm, ym = np.average(x, weights=wts), np.average(obs, weights=wts)
+        sxx = np.sum(wts * (x - xm) ** 2)
+        slope = float(np.sum(wts * (x - xm) * (obs - ym)) / sxx)
+        intercept = float(ym - slope * xm)
+    observed = table.loc[table["observed"].notna(), "observed"].to_numpy()
+    monotonicity = float(stats.spearmanr(np.arange(len(observed)), observed)[0]) if len(observed) >= 3 else float("nan")
+    return Calibration(table, slope, intercept, monotonicity)
