@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -125,4 +126,78 @@ def uplift_distribution_figure(predictions: pd.DataFrame, arms, sample: int = 40
     fig.update_xaxes(title_text="τ cost", row=1, col=2)
     fig.update_yaxes(title_text="τ value", row=1, col=2)
     fig.update_layout(barmode="overlay", height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def ranking_curves_figure(curves: dict, kind: str = "qini", title: str | None = None) -> go.Figure:
+    """Qini or uplift curves of several models for one arm, with bootstrap bands and the random line.
+
+    ``curves`` maps a model name to :func:`core.evaluation.curves.curve_bands` output.
+    """
+    fig = go.Figure()
+    colors = PALETTE[1:]
+    for i, (name, bands) in enumerate(curves.items()):
+        x = np.r_[0.0, bands["fraction"]]
+        color = colors[i % len(colors)]
+        low, high = np.r_[0.0, bands[f"{kind}_low"]], np.r_[0.0, bands[f"{kind}_high"]]
+        fig.add_scatter(x=np.r_[x, x[::-1]], y=np.r_[high, low[::-1]], fill="toself", fillcolor=color, opacity=0.18,
+                        line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=name)
+        fig.add_scatter(x=x, y=np.r_[0.0, bands[kind]], mode="lines", name=name, line=dict(color=color, width=2), legendgroup=name)
+        end = bands[kind][-1]
+    fig.add_scatter(x=[0, 1], y=[0, end], mode="lines", name="random targeting", line=dict(color="#888", dash="dash"))
+    fig.update_layout(title=title, xaxis_title="share of customers targeted (highest score first)", xaxis_tickformat=".0%",
+                      yaxis_title="Qini: incremental outcome" if kind == "qini" else "uplift × customers",
+                      height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def cost_curves_figure(curves: dict) -> go.Figure:
+    """Cost curves (share of incremental cost spent vs share of incremental value won)."""
+    fig = go.Figure()
+    for i, (name, (x, y)) in enumerate(curves.items()):
+        fig.add_scatter(x=x, y=y, mode="lines", name=name, line=dict(color=PALETTE[1:][i % (len(PALETTE) - 1)], width=2))
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="random (AUCC 0.5)", line=dict(color="#888", dash="dash"))
+    fig.update_layout(xaxis_title="share of incremental cost", yaxis_title="share of incremental value",
+                      xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=380, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h"))
+    return fig
+
+
+def calibration_figure(calibration, title: str) -> go.Figure:
+    """Observed uplift (with interval) against mean prediction per bin, and the diagonal."""
+    table = calibration.table.dropna(subset=["observed"])
+    fig = go.Figure()
+    fig.add_scatter(x=table["predicted"], y=table["observed"], mode="markers+lines", name="observed",
+                    marker=dict(size=9, color=PALETTE[1]),
+                    error_y=dict(type="data", symmetric=False, array=table["ci_high"] - table["observed"],
+                                 arrayminus=table["observed"] - table["ci_low"]),
+                    hovertemplate="bin %{text}: predicted %{x:.3g}, observed %{y:.3g}<extra></extra>",
+                    text=table["bin"].astype(str))
+    if len(table):
+        lo = float(min(table["predicted"].min(), table["ci_low"].min()))
+        hi = float(max(table["predicted"].max(), table["ci_high"].max()))
+        fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect calibration", line=dict(color="#888", dash="dash"))
+    slope = calibration.slope
+    fig.update_layout(title=f"{title} — slope {slope:.2f}" if np.isfinite(slope) else title,
+                      xaxis_title="mean predicted effect in the bin", yaxis_title="observed effect (arm − control)",
+                      height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def frontier_figure(curve: pd.DataFrame, chosen: dict, exact_point: dict | None = None) -> go.Figure:
+    """Incremental value against incremental cost along the budget frontier, the chosen plan
+    marked with its marginal cost per incremental value (1/λ)."""
+    fig = go.Figure()
+    fig.add_scatter(x=curve["cost"], y=curve["value"], mode="lines", name="best plan for each budget",
+                    line=dict(color=PALETTE[1], width=3), hovertemplate="cost %{x:,.0f} → value %{y:,.0f}<extra></extra>")
+    marginal = 1.0 / chosen["lambda"] if chosen.get("lambda") else float("inf")
+    label = f"chosen: cost {chosen['cost']:,.0f}, value {chosen['value']:,.0f}" + (
+        f"<br>marginal CPI {marginal:.3g}" if np.isfinite(marginal) else "")
+    fig.add_scatter(x=[chosen["cost"]], y=[chosen["value"]], mode="markers+text", name="chosen budget",
+                    marker=dict(size=14, color=PALETTE[4]), text=[label], textposition="bottom right")
+    if exact_point:
+        fig.add_scatter(x=[exact_point["cost"]], y=[exact_point["value"]], mode="markers", name="exact check",
+                        marker=dict(size=10, symbol="x", color=PALETTE[5]))
+    fig.update_layout(xaxis_title="expected incremental cost (spend)", yaxis_title="expected incremental value",
+                      height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
     return fig

@@ -22,8 +22,6 @@ EXIT_USER_ERROR = 2
 
 # Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
 PENDING = {
-    "evaluate": "Qini / AUUC / cost curve / calibration of scores",
-    "allocate": "budget-constrained offer allocation",
     "ope": "off-policy evaluation of candidate policies",
     "report": "self-contained HTML report of a scenario",
     "monitor": "monitoring summary and alerts",
@@ -266,6 +264,92 @@ def cmd_predict(args: argparse.Namespace) -> dict:
             "predictions_path": args.predictions_out}
 
 
+def align_scores(log, scores, source: str):
+    """Row-align a scores frame with the log: joined on ``id`` when the log maps an id column,
+    else by position (same number of rows)."""
+    import pandas as pd
+
+    if log.columns.id and "id" in scores.columns:
+        keyed = scores.copy()
+        keyed["id"] = keyed["id"].astype(str)
+        if keyed["id"].duplicated().any():
+            raise UserError(f"{source} has duplicated ids (e.g. {keyed.loc[keyed['id'].duplicated(), 'id'].iloc[0]!r})")
+        ids = pd.Series(log.ids).astype(str)
+        missing = ~ids.isin(keyed["id"])
+        if missing.any():
+            raise UserError(f"{source} has no row for {int(missing.sum()):,} ids of the log (e.g. {ids[missing].iloc[0]!r})")
+        return keyed.set_index("id").loc[ids].reset_index(drop=True)
+    if len(scores) != log.n:
+        raise UserError(f"{source} has {len(scores):,} rows but the log has {log.n:,}; give --id so they can be joined on id")
+    return scores.reset_index(drop=True)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    from .evaluation import evaluate
+    from .io import read_table
+
+    log = load_log(args, require_value=True)
+    if bool(args.scores) == bool(args.score_column):
+        raise UserError("give either --scores CSV or --score-column COL with --treatment L")
+    if args.scores:
+        scores = align_scores(log, read_table(args.scores, name=args.scores), f"--scores '{args.scores}'")
+        arms = [a for a in log.treatments if f"tau_value__{a}" in scores.columns]
+        if args.treatment:
+            arms = [args.treatment]
+    else:
+        if not args.treatment:
+            raise UserError("--score-column needs --treatment L: the arm the score ranks against the control")
+        if args.score_column not in log.frame.columns:
+            raise UserError(f"--score-column '{args.score_column}' is not in the log")
+        score = pd.to_numeric(log.frame[args.score_column], errors="coerce")
+        scores = pd.DataFrame({f"tau_value__{args.treatment}": score.to_numpy(dtype=float)})
+        if log.has_cost:
+            # one score ranks both curves: the cost curve is ordered by the score itself
+            scores[f"tau_cost__{args.treatment}"] = 1.0
+        arms = [args.treatment]
+    if args.treatment and args.treatment not in log.labels:
+        raise UserError(f"--treatment '{args.treatment}' is not an arm of the log; arms: {', '.join(log.labels)}")
+    if args.treatment == log.control:
+        raise UserError(f"--treatment '{args.treatment}' is the control; name an offer")
+    for arm in arms:
+        column = f"tau_value__{arm}"
+        if column not in scores.columns:
+            raise UserError(f"the scores have no column '{column}'")
+        bad = pd.to_numeric(scores[column], errors="coerce").isna()
+        if bad.any():
+            raise UserError(f"score column '{column}' has {int(bad.sum())} missing or non-numeric values (first at row {int(bad.idxmax()) + 1})")
+    result = evaluate(log, scores, n_bins=args.bins, arms=arms)
+    out = result.to_dict()
+    for arm in out:
+        out[arm]["weighted"] = result.weighted
+    for note in result.notes:
+        sys.stderr.write(f"warning: {note}\n")
+    return out
+
+
+def cmd_allocate(args: argparse.Namespace) -> dict:
+    from .decision.allocate import allocate
+    from .decision.policy import candidates_from_scores
+    from .io import read_table
+
+    scores = read_table(args.scores, name=args.scores)
+    caps = {k: v for k, v in parse_label_floats(args.cap, "--cap").items()} if args.cap else None
+    candidates = candidates_from_scores(scores, cpi_max=args.cpi_max)
+    result = allocate(candidates, args.budget, args.control, method=args.method, caps=caps, solver=args.solver)
+    out = result.to_dict()
+    out["pruned"] = candidates.pruned_counts()
+    if args.allocation_out:
+        ids = scores["id"].to_numpy() if "id" in scores.columns else np.arange(len(scores))
+        try:
+            result.to_frame(ids, candidates).to_csv(args.allocation_out, index=False)
+        except OSError as exc:
+            raise UserError(f"--allocation-out '{args.allocation_out}' cannot be written: {exc.strerror}") from exc
+        out["allocation_path"] = args.allocation_out
+    return out
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m core",
@@ -323,6 +407,27 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=cmd_predict)
 
+    p = sub.add_parser("evaluate", help="Qini / AUUC / cost curve / calibration of uplift scores, per arm")
+    add_log_options(p, value_required=True)
+    p.add_argument("--scores", metavar="CSV", help="fit/predict output (row-aligned, or joined on id when --id is given)")
+    p.add_argument("--score-column", metavar="COL", help="a score column of the log itself (with --treatment)")
+    p.add_argument("--treatment", metavar="L", help="the arm to evaluate against the control")
+    p.add_argument("--bins", type=int, default=10, help="calibration bins (default 10)")
+    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("allocate", help="allocate offers under a budget (and CPI threshold, caps) from predictions")
+    p.add_argument("--scores", required=True, metavar="CSV", help="fit/predict output: id, tau_value__<arm>, tau_cost__<arm>")
+    p.add_argument("--budget", required=True, type=float, help="total expected incremental cost allowed")
+    p.add_argument("--cpi-max", type=float, help="drop offers whose cost per incremental value τc/τv exceeds this")
+    p.add_argument("--cap", metavar="L=N,...", help="at most N customers get offer L")
+    p.add_argument("--method", default="auto", choices=["auto", "exact", "fast"], help="solver (default auto)")
+    p.add_argument("--solver", default="cbc", choices=["cbc", "highs"], help="MILP engine for exact (default cbc)")
+    p.add_argument("--control", default="control", metavar="LABEL", help="label written for customers with no offer")
+    p.add_argument("--allocation-out", metavar="CSV", help="one row per customer: id, action, tau_value, tau_cost, score")
+    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    p.set_defaults(handler=cmd_allocate)
+
     for name, summary in PENDING.items():
         p = sub.add_parser(name, help=f"{summary} (not available yet)")
         p.set_defaults(handler=_pending(name, summary), pending=True)
@@ -343,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", *PENDING]))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

@@ -14,12 +14,37 @@ SHARED = ROOT.parent / "shared" / "data"
 HILLSTROM = DATA / "hillstrom.csv.gz"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_home_workspace(tmp_path_factory):
+    """Safety net: code running outside a test's own workspace still never writes to ~."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("UPLIFT_STUDIO_WORKSPACE", str(tmp_path_factory.mktemp("session_workspace") / "ws.duckdb"))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
-def isolated_workspace(tmp_path, monkeypatch):
-    """No test ever touches the user's real workspace."""
+def isolated_workspace(tmp_path, monkeypatch, request):
+    """No test ever touches the user's real workspace.
+
+    Modules that set ``SHARED_WORKSPACE = True`` share one workspace across their tests
+    (see :func:`module_workspace`), so that a module-scoped app session keeps its data.
+    """
+    if getattr(request.module, "SHARED_WORKSPACE", False):
+        return Path(request.getfixturevalue("module_workspace"))
     path = tmp_path / "workspace" / "ws.duckdb"
     monkeypatch.setenv("UPLIFT_STUDIO_WORKSPACE", str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def module_workspace(tmp_path_factory):
+    """One workspace for a whole test module (its module-scoped fixtures depend on this)."""
+    patch = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("module_workspace") / "ws.duckdb"
+    patch.setenv("UPLIFT_STUDIO_WORKSPACE", str(path))
+    yield path
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

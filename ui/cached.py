@@ -176,3 +176,72 @@ def _stored_model(model_id: str, workspace_path: str):
     from core.uplift.persist import load_model
 
     return load_model(model_id, Workspace(workspace_path))
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner="Evaluating…", max_entries=24)
+def _evaluation(dataset_id: str, workspace_path: str, mapping_json: str, model_id: str, n_bins: int):
+    from core.evaluation import evaluate
+
+    log = _experiment_log(dataset_id, workspace_path, mapping_json)
+    return evaluate(log, _stored_model(model_id, workspace_path).oof_, n_bins=n_bins)
+
+
+def evaluation(dataset_id: str, mapping: dict, model_id: str, n_bins: int = 10):
+    """Every metric of a recorded model's out-of-fold predictions, per arm."""
+    return _evaluation(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True), model_id, int(n_bins))
+
+
+@st.cache_resource(show_spinner="Bootstrapping the curves…", max_entries=48)
+def _curves(dataset_id: str, workspace_path: str, mapping_json: str, model_id: str, arm: str, n_boot: int):
+    import numpy as np
+
+    from core.evaluation import inverse_propensity_weights
+    from core.evaluation.curves import cost_curve, cost_ranking, curve_bands
+
+    log = _experiment_log(dataset_id, workspace_path, mapping_json)
+    oof = _stored_model(model_id, workspace_path).oof_
+    rows = (log.action == arm) | (log.action == log.control)
+    t = (log.action[rows] == arm).astype(int)
+    w = inverse_propensity_weights(log.propensity)
+    w = None if w is None else w[rows]
+    score = oof[f"tau_value__{arm}"].to_numpy()[rows]
+    out = {"bands": curve_bands(log.value[rows], score, t, w, n_boot=n_boot, seed=0), "cost": None}
+    if log.cost is not None and oof[f"tau_cost__{arm}"].notna().all():
+        key = cost_ranking(score, oof[f"tau_cost__{arm}"].to_numpy()[rows])
+        try:
+            out["cost"] = cost_curve(log.value[rows], log.cost[rows], key, t, w)
+        except Exception:  # no positive incremental cost: no cost curve for this arm
+            out["cost"] = None
+    return out
+
+
+def curves(dataset_id: str, mapping: dict, model_id: str, arm: str, n_boot: int = 200) -> dict:
+    """Qini/uplift bands and the cost curve of one model and arm."""
+    return _curves(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True), model_id, arm, int(n_boot))
+
+
+def time_split(dataset_id: str, mapping: dict, params: dict, progress=None):
+    """Early-half vs late-half models: how stably they rank customers (memoised)."""
+    from core.evaluation.stability import time_split_stability
+
+    path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
+    return memoised(("time_split", path, dataset_id, mapping_json, json.dumps(params, sort_keys=True)),
+                    lambda: time_split_stability(_experiment_log(dataset_id, path, mapping_json), params, progress))
+
+
+# --- allocation -----------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner="Building the budget frontier…", max_entries=16)
+def _frontier(model_id: str, workspace_path: str, cpi_max: float | None):
+    from core.decision.allocate import Frontier
+    from core.decision.policy import candidates_from_scores
+
+    candidates = candidates_from_scores(_stored_model(model_id, workspace_path).oof_, cpi_max=cpi_max)
+    return candidates, Frontier(candidates)
+
+
+def frontier(model_id: str, cpi_max: float | None):
+    """Candidates and the LP frontier of a model's predictions at a CPI threshold (built once)."""
+    return _frontier(model_id, str(default_path()), cpi_max)

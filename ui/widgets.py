@@ -136,3 +136,18 @@ def traffic_light(light) -> None:
     """One diagnostics light as a coloured callout."""
     box = {"green": st.success, "amber": st.warning, "red": st.error}[light.status]
     box(f"**{light.name}: {light.status}**  \n{light.message}", icon=LIGHT_ICONS[light.status])
+
+
+def remembered(key: str, default, clamp: tuple | None = None) -> str:
+    """A widget key whose first value comes from ``default`` (e.g. a saved scenario choice).
+
+    Passing a changing ``value=`` to a widget changes its identity and resets it on every
+    rerun; seeding ``st.session_state`` once and passing only the key does not.  ``clamp``
+    (low, high) keeps a remembered number inside a range that may have changed.
+    """
+    if key not in st.session_state:
+        st.session_state[key] = default
+    if clamp is not None:
+        low, high = clamp
+        st.session_state[key] = min(max(st.session_state[key], low), high)
+    return key

@@ -267,9 +267,11 @@ def curve_bands(y, score, treatment, weights=None, n_boot: int = 1000, alpha: fl
             v = np.stack([group, w * group, w * y * group], axis=1)
             first = np.add.reduceat(v, edges[:-1], axis=0)
             second = np.add.reduceat(v[:, :, None] * v[:, None, :], edges[:-1], axis=0)
-            chol = np.linalg.cholesky(second + 1e-12 * np.eye(3))
+            # a square root of each (possibly singular: with equal weights n and Σw coincide) matrix
+            eigval, eigvec = np.linalg.eigh(second)
+            root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))[:, None, :]
             z = rng.standard_normal((n_boot, len(first), 3))
-            draws = first[None] + np.einsum("bij,kbj->kbi", chol, z)
+            draws = first[None] + np.einsum("bij,kbj->kbi", root, z)
             sums.append(draws)
         (ntd, wtd, sytd), (ncd, wcd, sycd) = (np.moveaxis(s, -1, 0) for s in sums)
         reps_q, reps_u = curves_from_block_sums(ntd, ncd, wtd, wcd, sytd, sycd)

@@ -294,3 +294,117 @@ def test_fit_bad_options_exit_2(capsys, extra, message):
 def test_fit_needs_a_value_column(capsys):
     code, out, err = call(capsys, "fit", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail")
     assert code == 2 and "--value" in err
+
+
+# --- evaluate ----------------------------------------------------------------------------------
+
+def test_evaluate_scores_follow_the_contract(fitted_files, capsys):
+    folder, data, _, _ = fitted_files
+    code, out, err = call(capsys, "evaluate", "--data", data, *SIM_OPTIONS, "--scores", folder / "oof.csv")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) == {"coupon_20", "free_shipping", "pct10_off"}
+    arm = result["coupon_20"]
+    assert set(arm) >= {"qini_normalized", "auuc_normalized", "qini_coefficient", "aucc", "calibration"}
+    assert len(arm["calibration"]) == 10
+    assert set(arm["calibration"][0]) >= {"bin", "n", "predicted", "observed", "ci_low", "ci_high"}
+    assert arm["weighted"] is True
+
+
+def test_evaluate_score_column_matches_scikit_uplift(capsys, hillstrom_frame):
+    sklift = pytest.importorskip("sklift.metrics")
+    code, out, err = call(capsys, "evaluate", *HILL, "--value", "visit", "--score-column", "history",
+                          "--treatment", "Mens E-Mail")
+    assert code == 0, err
+    result = json.loads(out)["Mens E-Mail"]
+    rows = hillstrom_frame[hillstrom_frame["segment"].isin(["Mens E-Mail", "No E-Mail"])]
+    y, t, s = rows["visit"], (rows["segment"] == "Mens E-Mail").astype(int), rows["history"]
+    assert result["qini_normalized"] == pytest.approx(sklift.qini_auc_score(y, s, t), abs=1e-12)
+    assert result["auuc_normalized"] == pytest.approx(sklift.uplift_auc_score(y, s, t), abs=1e-12)
+    assert "aucc" not in result, "no cost mapped, no cost curve"
+
+
+def test_evaluate_joins_on_id_when_rows_are_shuffled(fitted_files, capsys, tmp_path):
+    folder, data, _, _ = fitted_files
+    shuffled = tmp_path / "shuffled.csv"
+    pd.read_csv(folder / "oof.csv").sample(frac=1.0, random_state=1).to_csv(shuffled, index=False)
+    a = call(capsys, "evaluate", "--data", data, *SIM_OPTIONS, "--scores", folder / "oof.csv")[1]
+    b = call(capsys, "evaluate", "--data", data, *SIM_OPTIONS, "--scores", shuffled)[1]
+    assert json.loads(a)["pct10_off"]["qini_normalized"] == pytest.approx(json.loads(b)["pct10_off"]["qini_normalized"])
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--score-column", "history", "--treatment", "Nobody"], r"--treatment 'Nobody' is not an arm of the log"),
+    (["--score-column", "history"], r"--score-column needs --treatment L"),
+    (["--score-column", "nope", "--treatment", "Mens E-Mail"], r"--score-column 'nope' is not in the log"),
+    (["--score-column", "history", "--treatment", "No E-Mail"], r"--treatment 'No E-Mail' is the control"),
+    ([], r"give either --scores CSV or --score-column COL"),
+])
+def test_evaluate_bad_inputs_exit_2(capsys, extra, message):
+    import re
+
+    code, out, err = call(capsys, "evaluate", *HILL, "--value", "visit", *extra)
+    assert code == 2 and re.search(message, err), err
+
+
+def test_evaluate_rejects_scores_with_nan(fitted_files, capsys, tmp_path):
+    folder, data, _, _ = fitted_files
+    broken = tmp_path / "nan.csv"
+    frame = pd.read_csv(folder / "oof.csv")
+    frame.loc[5, "tau_value__pct10_off"] = None
+    frame.to_csv(broken, index=False)
+    code, out, err = call(capsys, "evaluate", "--data", data, *SIM_OPTIONS, "--scores", broken)
+    assert code == 2 and "score column 'tau_value__pct10_off' has 1 missing or non-numeric values" in err
+
+
+# --- allocate ------------------------------------------------------------------------------------
+
+def test_allocate_follows_the_contract(fitted_files, capsys, tmp_path):
+    folder, _, _, _ = fitted_files
+    out_csv = tmp_path / "allocation.csv"
+    code, out, err = call(capsys, "allocate", "--scores", folder / "oof.csv", "--budget", 1500, "--control", "no_offer",
+                          "--allocation-out", out_csv)
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"total_value", "total_cost", "counts", "upper_bound", "gap", "method", "seconds"}
+    assert result["method"] == "exact" and result["total_cost"] <= 1500
+    assert sum(result["counts"].values()) == 3000 and "no_offer" in result["counts"]
+    plan = pd.read_csv(out_csv)
+    assert list(plan.columns)[:5] == ["id", "action", "tau_value", "tau_cost", "score"]
+    assert plan["tau_value"].sum() == pytest.approx(result["total_value"])
+    assert plan["tau_cost"].sum() == pytest.approx(result["total_cost"])
+    assert result["gap"] == pytest.approx((result["upper_bound"] - result["total_value"]) / result["upper_bound"])
+    assert (plan.loc[plan["action"] == "no_offer", "tau_value"] == 0).all()
+    oof = pd.read_csv(folder / "oof.csv").set_index("id")
+    picked = plan[plan["action"] != "no_offer"]
+    assert all(oof.loc[r.id, f"tau_value__{r.action}"] == pytest.approx(r.tau_value) for r in picked.head(50).itertuples())
+
+
+def test_allocate_fast_and_caps(fitted_files, capsys):
+    folder, _, _, _ = fitted_files
+    code, out, _ = call(capsys, "allocate", "--scores", folder / "oof.csv", "--budget", 1500, "--method", "fast")
+    fast = json.loads(out)
+    assert code == 0 and fast["method"] == "fast" and fast["total_cost"] <= 1500 and fast["gap"] < 1e-3
+    code, out, _ = call(capsys, "allocate", "--scores", folder / "oof.csv", "--budget", 1500, "--cap", "coupon_20=10")
+    capped = json.loads(out)
+    assert code == 0 and capped["counts"]["coupon_20"] <= 10
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--budget", "-5"], r"--budget must be a finite number ≥ 0, got -5"),
+    (["--budget", "10", "--cap", "vip=3"], r"--cap names offer\(s\) 'vip'"),
+    (["--budget", "abc"], r"argument --budget: invalid float value: 'abc'"),
+])
+def test_allocate_bad_inputs_exit_2(fitted_files, capsys, extra, message):
+    import re
+
+    folder, _, _, _ = fitted_files
+    code, out, err = call(capsys, "allocate", "--scores", folder / "oof.csv", *extra)
+    assert code == 2 and re.search(message, err), err
+
+
+def test_allocate_needs_cost_columns(capsys, tmp_path):
+    path = tmp_path / "value_only.csv"
+    pd.DataFrame({"id": [1, 2], "tau_value__a": [1.0, 2.0]}).to_csv(path, index=False)
+    code, out, err = call(capsys, "allocate", "--scores", path, "--budget", 1)
+    assert code == 2 and "the scores lack column(s) tau_cost__a" in err

@@ -1,0 +1,122 @@
+"""Step 4 · Evaluation: does each model rank customers well, can its numbers be trusted, is it stable?"""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from core import charts
+from core.errors import UserError
+from core.evaluation import recommend
+from core.evaluation.stability import bag_rank_correlation
+from core.uplift.learners import LEARNERS
+from ui import cached
+from ui.widgets import require_log, show_error
+
+ui.page_setup()
+
+st.title("Evaluation")
+st.caption("Ranking (Qini, uplift and cost curves), face value (calibration by bins, for the value and the cost "
+           "head) and stability, on the out-of-fold predictions of every fitted model.")
+cur, log = require_log()
+models = {k: v for k, v in cur.config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
+if not models:
+    st.info("No model has been fitted on this dataset and mapping yet.")
+    st.page_link("pages/3_models.py", label="Go to step 3 · Models", icon=":material/arrow_back:")
+    st.stop()
+
+saved = cur.config.get("evaluation_settings", {})
+c1, c2 = st.columns(2)
+n_bins = c1.slider("Calibration bins", 4, 20, saved.get("bins", 10), help="Deciles by default: equal-sized groups of predicted effect.")
+n_boot = c2.select_slider("Bootstrap resamples for the bands", [100, 200, 500, 1000], value=saved.get("boot", 200))
+cur.config["evaluation_settings"] = {"bins": n_bins, "boot": n_boot}
+
+results = {k: cached.evaluation(cur.dataset_id, cur.mapping, v["model_id"], n_bins) for k, v in models.items()}
+fitted = {k: cached.stored_model(v["model_id"]) for k, v in models.items()}
+stability = {}
+for key, model in fitted.items():
+    bags = model.oof_bags_.get("value") if model.oof_bags_ else None
+    stability[key] = float(np.mean(bag_rank_correlation(bags))) if bags is not None and len(bags) >= 2 else None
+    stability[key] = (cur.config.get("time_split", {}).get(models[key]["model_id"]) if stability[key] is None else stability[key])
+
+rows = {}
+for key, result in results.items():
+    rows[key] = {**result.summary(), "stability": stability[key]}
+best, why = recommend(rows)
+cur.config["recommended_model"] = best
+
+tab_board, tab_curves, tab_cal, tab_stab = st.tabs(["Leaderboard", "Curves", "Calibration", "Stability"])
+
+with tab_board:
+    board = pd.DataFrame([{"model": LEARNERS[k], "Qini (norm.)": r["qini"], "AUUC (norm.)": r["auuc"], "AUCC": r["aucc"],
+                           "calibration slope · value": r["calibration_slope"],
+                           "calibration slope · cost": r["calibration_slope_cost"],
+                           "monotonicity": r["monotonicity"], "stability": r["stability"],
+                           "recommended": k == best} for k, r in rows.items()])
+    st.success(f"Recommended: **{LEARNERS[best]}** — {why}.", icon=":material/star:")
+    st.dataframe(board, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                                        for c in board.columns if c not in ("model", "recommended")})
+    st.caption("Averages over offers. Qini and AUUC: 0 = random, 1 = perfect ranking (scikit-uplift's normalisation). "
+               "AUCC: 0.5 = random. Calibration slope: 1 = predicted differences are real to scale. "
+               "Stability: rank correlation across bootstrap refits or across an early/late time split.")
+    per_arm = pd.DataFrame([{"model": LEARNERS[k], "offer": arm, **{m: v for m, v in res.to_dict().items()
+                                                                    if not isinstance(v, (list, dict))}}
+                            for k, r in results.items() for arm, res in r.arms.items()])
+    st.download_button("Download per-offer metrics (CSV)", per_arm.to_csv(index=False).encode(), "evaluation.csv", "text/csv")
+    for note in {n for r in results.values() for n in r.notes}:
+        st.warning(note)
+
+with tab_curves:
+    arm = st.selectbox("Offer", list(log.treatments), key="eval_arm_curves")
+    curves = {LEARNERS[k]: cached.curves(cur.dataset_id, cur.mapping, v["model_id"], arm, n_boot) for k, v in models.items()}
+    st.plotly_chart(charts.ranking_curves_figure({k: c["bands"] for k, c in curves.items()}, "qini",
+                                                 f"Qini curve · {arm} vs {log.control} ({n_boot} resamples, 95% bands)"))
+    st.plotly_chart(charts.ranking_curves_figure({k: c["bands"] for k, c in curves.items()}, "uplift", "Uplift curve"))
+    cost = {k: c["cost"] for k, c in curves.items() if c["cost"] is not None}
+    if cost:
+        st.markdown("**Cost curve**: customers ranked by predicted τ value / τ cost; the higher the curve, the more value per unit spent.")
+        st.plotly_chart(charts.cost_curves_figure(cost))
+
+with tab_cal:
+    c1, c2 = st.columns(2)
+    model_key = c1.selectbox("Model", list(models), format_func=LEARNERS.get, key="eval_model_cal")
+    arm = c2.selectbox("Offer", list(log.treatments), key="eval_arm_cal")
+    res = results[model_key].arms[arm]
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(charts.calibration_figure(res.calibration, "Value head"))
+    with right:
+        if res.calibration_cost is not None:
+            st.plotly_chart(charts.calibration_figure(res.calibration_cost, "Cost head"))
+        else:
+            st.info("The cost head is a constant per offer (or no cost is mapped): nothing to calibrate.")
+    st.dataframe(res.calibration.table, hide_index=True)
+
+with tab_stab:
+    for key, model in fitted.items():
+        bags = model.oof_bags_.get("value") if model.oof_bags_ else None
+        if bags is not None and len(bags) >= 2:
+            corr = bag_rank_correlation(bags)
+            st.markdown(f"**{LEARNERS[key]}** — rank correlation across {len(bags)} bootstrap refits: "
+                        + ", ".join(f"{a} {c:.2f}" for a, c in zip(model.treatments_, corr)))
+        else:
+            st.markdown(f"**{LEARNERS[key]}** — no bootstrap refits (set them in step 3 to measure this).")
+    if log.columns.time:
+        key = st.selectbox("Time-split check for", list(models), format_func=LEARNERS.get, key="eval_model_time")
+        if st.button("Fit on the early and the late half and compare"):
+            params = {**models[key]["params"], "bagging": 0}
+            with st.status("Fitting on each half…", expanded=True) as status:
+                bar = st.progress(0.0)
+                try:
+                    split = cached.time_split(cur.dataset_id, cur.mapping, params,
+                                              progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+                except UserError as exc:
+                    status.update(label="The time-split check could not run", state="error")
+                    show_error(exc)
+                    st.stop()
+                status.update(label="Done", state="complete", expanded=False)
+            cur.config.setdefault("time_split", {})[models[key]["model_id"]] = float(np.mean(list(split.correlation.values())))
+            st.markdown(f"Split at {split.cut}: {split.n_early:,} early and {split.n_late:,} late rows. Rank correlation "
+                        "of the two models' τ value: " + ", ".join(f"{a} {c:.2f}" for a, c in split.correlation.items()))
+    else:
+        st.caption("Map a decision day column in step 1 for the early/late time-split check.")
