@@ -22,7 +22,6 @@ EXIT_USER_ERROR = 2
 
 # Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
 PENDING = {
-    "ope": "off-policy evaluation of candidate policies",
     "report": "self-contained HTML report of a scenario",
     "monitor": "monitoring summary and alerts",
 }
@@ -350,6 +349,61 @@ def cmd_allocate(args: argparse.Namespace) -> dict:
     return out
 
 
+def cmd_ope(args: argparse.Namespace) -> dict:
+    from .diagnostics.overlap import estimate_propensities
+    from .io import read_table
+    from .ope import compare
+    from .ope.estimators import ESTIMATORS, reward_model
+
+    log = load_log(args, require_value=True)
+    if bool(args.policy) == bool(args.policy_name):
+        raise UserError("give either --policy CSV or --policy-name (treat-all:L, no-offer, logging, random)")
+    estimators = [e.strip() for e in args.estimators.split(",") if e.strip()] if args.estimators else list(ESTIMATORS)
+    unknown = [e for e in estimators if e not in ESTIMATORS]
+    if unknown:
+        raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
+    matrix = None
+    if log.propensity is not None:
+        propensity, source = log.propensity, "logged"
+    else:
+        sys.stderr.write("no --propensity given: estimating propensities with cross-fitted LightGBM\n")
+        matrix = estimate_propensities(log, folds=max(args.folds, 2), seed=args.seed)
+        propensity = matrix[np.arange(log.n), [log.labels.index(a) for a in log.action]]
+        source = "estimated"
+    name = args.policy_name
+    if args.policy:
+        policy = compare.from_frame(log, read_table(args.policy, name=args.policy), name=args.policy)
+    elif name == "no-offer":
+        policy = compare.no_offer(log)
+    elif name == "logging":
+        policy = compare.logging_policy(log, propensity, matrix)
+    elif name == "random":
+        policy = compare.random_policy(log)
+    elif name.startswith("treat-all:"):
+        policy = compare.treat_all(log, name.split(":", 1)[1])
+    else:
+        raise UserError(f"--policy-name '{name}' is not one of treat-all:L, no-offer, logging, random")
+    compare.check_policy(log, policy, propensity)
+    sys.stderr.write("fitting the cross-fitted reward model(s)\n")
+    q_value = reward_model(log, log.value, folds=args.folds, seed=args.seed)
+    q_cost = reward_model(log, log.cost, folds=args.folds, seed=args.seed) if log.has_cost and log.columns.cost else None
+    if log.columns.action_cost:
+        q_cost = np.tile([log.columns.action_cost_map.get(l, 0.0) for l in log.labels], (log.n, 1))
+    result = compare.evaluate_policy(log, policy, propensity, q_value, q_cost, estimators=estimators, clip=args.clip,
+                                     tau=args.switch_tau, n_boot=args.bootstrap, alpha=args.alpha, seed=args.seed)
+    out = {"n": log.n, "ess": result.ess, "max_weight": result.max_weight, "propensity_source": source,
+           "estimates": {k: v.to_dict() for k, v in result.value.items()}}
+    if result.cost is not None:
+        out["cost_estimates"] = {k: v.to_dict() for k, v in result.cost.items()}
+    out.update(policy=policy.name, clip=args.clip, share_clipped=result.share_clipped,
+               increments={k: v.to_dict() for k, v in result.value_increment.items()})
+    if result.cost_increment is not None:
+        out["cost_increments"] = {k: v.to_dict() for k, v in result.cost_increment.items()}
+    if result.rare_arms:
+        sys.stderr.write(f"warning: the policy uses arm(s) {', '.join(result.rare_arms)} that the log rarely tried\n")
+    return out
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m core",
@@ -428,6 +482,20 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
     p.set_defaults(handler=cmd_allocate)
 
+    p = sub.add_parser("ope", help="off-policy value and cost of a policy: IPS, SNIPS, DM, DR, SNDR, Switch-DR")
+    add_log_options(p, value_required=True)
+    p.add_argument("--policy", metavar="CSV", help="policy file: an action column or prob__<arm> columns (joined on id)")
+    p.add_argument("--policy-name", metavar="NAME", help="treat-all:L | no-offer | logging | random")
+    p.add_argument("--estimators", metavar="LIST", help="comma list of ips,snips,dm,dr,sndr,switch-dr (default all)")
+    p.add_argument("--clip", type=float, help="floor propensities at this value before weighting (default: no clip)")
+    p.add_argument("--switch-tau", type=float, default=float("inf"), help="Switch-DR: IPS correction only where w ≤ τ (default ∞)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence level (default 0.05)")
+    p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the reward model (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    p.set_defaults(handler=cmd_ope)
+
     for name, summary in PENDING.items():
         p = sub.add_parser(name, help=f"{summary} (not available yet)")
         p.set_defaults(handler=_pending(name, summary), pending=True)
@@ -448,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", *PENDING]))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

@@ -213,7 +213,7 @@ def simulate(
     # Potential outcomes with common random numbers across arms: the same customer, the same
     # luck; only the offer differs.
     u_buy = rng.uniform(size=n)
-    basket_noise = np.exp(rng.normal(-BASKET_SIGMA**2 / 2, BASKET_SIGMA, n)) / np.exp(BASKET_SIGMA**2 / 2)
+    basket_noise = np.exp(rng.normal(-BASKET_SIGMA**2 / 2, BASKET_SIGMA, n))  # mean 1: E[basket] = m["basket"]
     u_redeem = rng.uniform(size=n)
     p0 = model[CONTROL]["p"]
     # Pre-period revenue: three earlier 30-day windows under no offer.

@@ -118,16 +118,21 @@ class _LGBMFactory:
         self.params = params
         self.cat_idx = cat_idx
 
+    def _categorical(self) -> dict:
+        # passed through params: EconML hands LightGBM plain matrices, so the column indices
+        # are the only way to keep categoricals native; with none, LightGBM's default applies
+        return {"categorical_feature": self.cat_idx} if self.cat_idx else {}
+
     def regressor(self, **overrides):
         from lightgbm import LGBMRegressor
 
-        return LGBMRegressor(**{**self.params, **overrides}, categorical_feature=self.cat_idx or "auto")
+        return LGBMRegressor(**{**self.params, **overrides}, **self._categorical())
 
     def classifier(self, **overrides):
         from lightgbm import LGBMClassifier
 
         return LGBMClassifier(**{**self.params, "n_estimators": min(self.params["n_estimators"], 150), **overrides},
-                              categorical_feature=self.cat_idx or "auto")
+                              **self._categorical())
 
 
 def _fit_effects(kind: str, factory: _LGBMFactory, x: np.ndarray, t: np.ndarray, y: np.ndarray,

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -408,3 +409,64 @@ def test_allocate_needs_cost_columns(capsys, tmp_path):
     pd.DataFrame({"id": [1, 2], "tau_value__a": [1.0, 2.0]}).to_csv(path, index=False)
     code, out, err = call(capsys, "allocate", "--scores", path, "--budget", 1)
     assert code == 2 and "the scores lack column(s) tau_cost__a" in err
+
+
+# --- ope ----------------------------------------------------------------------------------------
+
+def test_ope_follows_the_contract(fitted_files, capsys):
+    folder, data, _, _ = fitted_files
+    code, out, err = call(capsys, "ope", "--data", data, *SIM_OPTIONS, "--policy-name", "treat-all:coupon_20",
+                          "--bootstrap", 200, "--seed", 3)
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"n", "ess", "max_weight", "propensity_source", "estimates", "cost_estimates"}
+    assert result["propensity_source"] == "logged" and result["n"] == 3000
+    assert set(result["estimates"]) == {"ips", "snips", "dm", "dr", "sndr", "switch-dr"}
+    assert set(result["estimates"]["ips"]) >= {"value", "ci_low", "ci_high"}
+    frame = pd.read_parquet(data)
+    coupon = frame["offer"] == "coupon_20"
+    assert result["estimates"]["ips"]["value"] == pytest.approx((frame.loc[coupon, "revenue"] / frame.loc[coupon, "propensity"]).sum() / 3000)
+    w = np.where(coupon, 1 / frame["propensity"], 0.0)
+    assert result["ess"] == pytest.approx(w.sum() ** 2 / (w**2).sum())
+    assert result["max_weight"] == pytest.approx(w.max())
+
+
+def test_ope_policy_file_and_estimated_propensities(capsys, tmp_path, hillstrom_frame):
+    policy = tmp_path / "policy.csv"
+    pd.DataFrame({"action": np.where(hillstrom_frame["womens"] == 1, "Womens E-Mail", "Mens E-Mail")}).to_csv(policy, index=False)
+    code, out, err = call(capsys, "ope", *HILL, "--value", "visit", "--features", "recency,history,womens,channel",
+                          "--policy", policy, "--estimators", "ips,dr", "--bootstrap", 100, "--folds", 2)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["propensity_source"] == "estimated" and "estimating propensities" in err
+    assert set(result["estimates"]) == {"ips", "dr"}
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--policy-name", "treat-all:Nobody"], r"treat-all arm 'Nobody' is not in the log"),
+    (["--policy-name", "greedy"], r"--policy-name 'greedy' is not one of"),
+    (["--policy-name", "no-offer", "--estimators", "ips,ipw"], r"--estimators names 'ipw'"),
+    (["--policy-name", "no-offer", "--clip", "2"], r"--clip must be between 0 and 1"),
+    ([], r"give either --policy CSV or --policy-name"),
+])
+def test_ope_bad_inputs_exit_2(capsys, tmp_path, extra, message):
+    import re
+
+    data = tmp_path / "h.csv"
+    pd.read_csv(HILLSTROM).assign(p=1 / 3).to_csv(data, index=False)
+    code, out, err = call(capsys, "ope", "--data", data, "--action", "segment", "--control", "No E-Mail", "--value", "visit",
+                          "--propensity", "p", "--features", "recency,history", "--bootstrap", 50, *extra)
+    assert code == 2 and re.search(message, err), err
+
+
+def test_ope_policy_file_missing_ids_and_bad_probabilities(fitted_files, capsys, tmp_path):
+    folder, data, _, _ = fitted_files
+    ids = pd.read_parquet(data)["customer_id"]
+    missing = tmp_path / "missing.csv"
+    pd.DataFrame({"id": ids[10:], "action": "no_offer"}).to_csv(missing, index=False)
+    code, _, err = call(capsys, "ope", "--data", data, *SIM_OPTIONS, "--policy", missing, "--bootstrap", 50)
+    assert code == 2 and "the policy file has no row for 10 customers of the log" in err
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"id": ids, "prob__no_offer": 0.5, "prob__coupon_20": 0.3}).to_csv(bad, index=False)
+    code, _, err = call(capsys, "ope", "--data", data, *SIM_OPTIONS, "--policy", bad, "--bootstrap", 50)
+    assert code == 2 and "probabilities of row 1 sum to 0.8, not 1" in err

@@ -121,3 +121,12 @@ def test_shipped_sample_is_the_documented_command(tmp_path):
 
     write_simulation(simulate(50_000, seed=2026), tmp_path / "s.parquet")
     assert sha(tmp_path / "s.parquet") == sha(SAMPLES["campaign"].path)
+
+
+@pytest.mark.parametrize("outcome", ["value", "cost"])
+def test_realised_potential_outcomes_average_to_their_expectations(sim, outcome):
+    for arm in ARMS:
+        realised = sim.truth[f"y_{outcome}__{arm}"]
+        expected = sim.truth[f"mu_{outcome}__{arm}"]
+        se = realised.std() / np.sqrt(len(realised))
+        assert abs(realised.mean() - expected.mean()) < 3 * se + 1e-9, (arm, realised.mean(), expected.mean())

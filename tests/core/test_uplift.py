@@ -196,3 +196,9 @@ def test_hillstrom_default_learner_is_not_below_the_two_model_baseline():
     default, base = learner_scores(train, test, "x"), baseline_scores(train, test)
     se = bootstrap_scores(qini_auc_score, y, default, t, n_boot=200, seed=1).std(ddof=1)
     assert qini_auc_score(y, default, t) >= qini_auc_score(y, base, t) - se
+
+
+def test_numeric_features_only(small):
+    log = make_log(small.log, features=("age", "tenure_months", "email_engagement"))
+    model = UpliftModel(learner="x", folds=2, n_estimators=40).fit(log)
+    assert np.isfinite(model.oof_.to_numpy()).all()
