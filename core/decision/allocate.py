@@ -47,8 +47,7 @@ class Allocation:
     seconds: float
     budget: float
     lam: float
-    score: np.ndarray = field(repr=False)
-    reasons: list = field(repr=False)
+    filled: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def gap(self) -> float:
@@ -68,8 +67,13 @@ class Allocation:
                 "upper_bound": self.upper_bound, "gap": self.gap, "method": method, "seconds": self.seconds,
                 "budget": self.budget, "lambda": self.lam, "solver": solver.strip("()") or None}
 
+    def explain(self, candidates: Candidates) -> tuple[np.ndarray, list[str]]:
+        """Each customer's ``τv − λ·τc`` score and the reason for their decision."""
+        return explain(candidates, self.choice, self.lam if np.isfinite(self.lam) else 0.0, self.filled)
+
     def to_frame(self, ids, candidates: Candidates) -> pd.DataFrame:
         """The allocation CSV: id, action, tau_value, tau_cost, score (+ reason)."""
+        score, reasons = self.explain(candidates)
         chosen = self.choice >= 0
         rows = np.flatnonzero(chosen)
         tau_value, tau_cost = np.zeros(len(self.choice)), np.zeros(len(self.choice))
@@ -77,7 +81,7 @@ class Allocation:
         tau_cost[rows] = candidates.tau_cost[rows, self.choice[rows]]
         action = np.where(chosen, np.array(self.arms, dtype=object)[np.maximum(self.choice, 0)], self.control)
         return pd.DataFrame({"id": ids, "action": action, "tau_value": tau_value, "tau_cost": tau_cost,
-                             "score": self.score, "reason": self.reasons})
+                             "score": score, "reason": reasons})
 
 
 def _validate_budget(budget) -> float:
@@ -116,62 +120,62 @@ class Frontier:
         start = time.perf_counter()
         self.candidates = candidates
         n, k = candidates.tau_value.shape
-        # options: column 0 is "no offer" at (0, 0); invalid options get cost +inf
-        cost = np.concatenate([np.zeros((n, 1)), np.where(candidates.mask, candidates.tau_cost, np.inf)], axis=1)
-        value = np.concatenate([np.zeros((n, 1)), np.where(candidates.mask, candidates.tau_value, -np.inf)], axis=1)
+        # options: column 0 is "no offer" at (0, 0); invalid options get cost +inf, value −inf
+        cost = np.empty((n, k + 1))
+        value = np.empty((n, k + 1))
+        cost[:, 0] = value[:, 0] = 0.0
+        cost[:, 1:] = np.where(candidates.mask, candidates.tau_cost, np.inf)
+        value[:, 1:] = np.where(candidates.mask, candidates.tau_value, -np.inf)
         # sort each customer's options by cost, then by value descending
-        order = _sort_options(cost, value)
+        order = np.lexsort((-value, cost), axis=-1).astype(np.int8)
         cost = np.take_along_axis(cost, order, axis=1)
         value = np.take_along_axis(value, order, axis=1)
-        option = order - 1  # −1 = no offer, else arm index
         # drop dominated options: keep an option only when its value beats every cheaper one
-        running = np.maximum.accumulate(value, axis=1)
-        previous_best = np.concatenate([np.full((n, 1), -np.inf), running[:, :-1]], axis=1)
+        previous_best = np.full((n, k + 1), -np.inf)
+        np.maximum.accumulate(value[:, :-1], axis=1, out=previous_best[:, 1:])
         keep = np.isfinite(cost) & (value > previous_best)
-        # vectorised upper-hull (monotone chain) over at most k+1 points per customer
-        hull = np.full((n, k + 1), -1, dtype=int)
-        length = np.zeros(n, dtype=int)
-        rows = np.arange(n)
+        # vectorised upper hull (monotone chain) over at most k+1 points per customer, working
+        # only on the customers whose point j is an option; hull holds sorted positions
+        hull = np.zeros((n, k + 1), dtype=np.int8)
+        length = np.zeros(n, dtype=np.int8)
         for j in range(k + 1):
-            active = keep[:, j]
+            active = np.flatnonzero(keep[:, j])
+            todo = active[length[active] >= 2]
             for _ in range(k):
-                can_pop = active & (length >= 2)
-                if not can_pop.any():
+                if len(todo) == 0:
                     break
-                a = hull[rows, np.maximum(length - 2, 0)]
-                b = hull[rows, np.maximum(length - 1, 0)]
-                ax, ay = cost[rows, a], value[rows, a]
-                bx, by = cost[rows, b], value[rows, b]
-                cx, cy = cost[:, j], value[:, j]
-                # pop b when it lies on or below the segment a→c (not strictly concave);
-                # rows whose point j is not an option hold ±inf here and are masked by `active`
-                with np.errstate(invalid="ignore"):
-                    cross = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-                pop = can_pop & (cross >= 0)
-                if not pop.any():
-                    break
-                length = length - pop
+                a = hull[todo, length[todo] - 2]
+                b = hull[todo, length[todo] - 1]
+                ax, ay, bx, by = cost[todo, a], value[todo, a], cost[todo, b], value[todo, b]
+                # pop b when it lies on or below the segment a→j (not strictly concave)
+                pop = (bx - ax) * (value[todo, j] - ay) - (by - ay) * (cost[todo, j] - ax) >= 0
+                todo = todo[pop]
+                length[todo] -= 1
+                todo = todo[length[todo] >= 2]
             hull[active, length[active]] = j
-            length = length + active
-        self.hull_option = np.where(hull >= 0, np.take_along_axis(option, np.maximum(hull, 0), axis=1), -2)
-        self.hull_cost = np.where(hull >= 0, np.take_along_axis(cost, np.maximum(hull, 0), axis=1), np.nan)
-        self.hull_value = np.where(hull >= 0, np.take_along_axis(value, np.maximum(hull, 0), axis=1), np.nan)
-        self.hull_length = length
-        # the first hull point is the cheapest undominated option (no offer, or a free offer)
-        self.base_value = float(self.hull_value[:, 0].sum())
-        self.base_cost = float(self.hull_cost[:, 0].sum())
-        seg_mask = np.arange(1, k + 1)[None, :] < length[:, None]
-        seg_unit, seg_pos = np.nonzero(seg_mask)
-        d_cost = self.hull_cost[seg_unit, seg_pos + 1] - self.hull_cost[seg_unit, seg_pos]
-        d_value = self.hull_value[seg_unit, seg_pos + 1] - self.hull_value[seg_unit, seg_pos]
+            length[active] += 1
+        self._cost, self._value, self._order, self._hull = cost, value, order, hull
+        self.hull_length = length.astype(np.int64)
+        # position 0 (no offer, or a free offer that beats it) is every customer's starting point
+        self.base_value = float(value[:, 0].sum())
+        self.base_cost = float(cost[:, 0].sum())
+        seg_unit, seg_pos = np.nonzero(np.arange(1, k + 1)[None, :] < self.hull_length[:, None])
+        frm, to = hull[seg_unit, seg_pos], hull[seg_unit, seg_pos + 1]
+        d_cost = cost[seg_unit, to] - cost[seg_unit, frm]
+        d_value = value[seg_unit, to] - value[seg_unit, frm]
         with np.errstate(divide="ignore"):
             efficiency = np.where(d_cost > 0, d_value / d_cost, np.inf)
-        rank = np.lexsort((seg_unit, -efficiency))
+        rank = np.argsort(-efficiency, kind="stable")  # ties keep customer order
         self.seg_unit, self.seg_pos = seg_unit[rank], seg_pos[rank]
         self.d_cost, self.d_value, self.efficiency = d_cost[rank], d_value[rank], efficiency[rank]
         self.cum_cost = np.cumsum(self.d_cost)
         self.cum_value = np.cumsum(self.d_value)
         self.seconds = time.perf_counter() - start
+
+    def _at_position(self, rows: np.ndarray, position: np.ndarray):
+        """Sorted-option index, cost and value of hull vertex ``position`` of each customer."""
+        idx = self._hull[rows, position]
+        return idx, self._cost[rows, idx], self._value[rows, idx]
 
     def _whole(self, budget: float) -> int:
         """How many segments fit entirely in ``budget``."""
@@ -202,7 +206,7 @@ class Frontier:
         """Integral plan at ``budget``: chosen arm per customer (−1 = none), λ, and which
         customers' picks only fill the budget left over below the margin."""
         k = self._whole(budget)
-        n = self.hull_option.shape[0]
+        n = self._hull.shape[0]
         position = np.bincount(self.seg_unit[:k], minlength=n)  # segments taken per customer
         spent = self.base_cost + (self.cum_cost[k - 1] if k else 0.0)
         filled = np.zeros(n, dtype=bool)
@@ -211,8 +215,9 @@ class Frontier:
             nxt = np.flatnonzero(position < self.hull_length - 1)
             if len(nxt):
                 pos = position[nxt]
-                dc = self.hull_cost[nxt, pos + 1] - self.hull_cost[nxt, pos]
-                dv = self.hull_value[nxt, pos + 1] - self.hull_value[nxt, pos]
+                _, c0, v0 = self._at_position(nxt, pos)
+                _, c1, v1 = self._at_position(nxt, pos + 1)
+                dc, dv = c1 - c0, v1 - v0
                 left = budget - spent
                 fits = dc <= left + 1e-9
                 nxt, dc, dv = nxt[fits], dc[fits], dv[fits]
@@ -221,7 +226,8 @@ class Frontier:
                         position[nxt[i]] += 1
                         filled[nxt[i]] = True
                         left -= dc[i]
-        choice = self.hull_option[np.arange(n), position]
+        rows = np.arange(n)
+        choice = self._order[rows, self._hull[rows, position]].astype(np.int64) - 1
         lam = float(self.efficiency[k]) if k < len(self.efficiency) else 0.0
         return choice, lam, filled
 
@@ -244,9 +250,8 @@ def allocate_fast(candidates: Candidates, budget: float, control: str, frontier:
     frontier = frontier or Frontier(candidates)
     choice, lam, filled = frontier.plan(budget)
     value, cost = _totals(candidates, choice)
-    score, reasons = explain(candidates, choice, lam, filled)
     return Allocation(candidates.arms, control, choice, value, cost, frontier.at(budget)["upper_bound"], "fast",
-                      time.perf_counter() - start, budget, lam, score, reasons)
+                      time.perf_counter() - start, budget, lam, filled)
 
 
 def allocate_exact(candidates: Candidates, budget: float, control: str, caps=None, solver: str = "cbc",
@@ -295,9 +300,8 @@ def allocate_exact(candidates: Candidates, budget: float, control: str, caps=Non
     total_value, total_cost = _totals(candidates, choice)
     bound = _lp_bound(candidates, budget, caps)
     lam = Frontier(candidates).at(budget)["lambda"] if not caps else float("nan")
-    score, reasons = explain(candidates, choice, lam if np.isfinite(lam) else 0.0)
     return Allocation(candidates.arms, control, choice, total_value, total_cost, max(bound, total_value),
-                      f"exact ({solver})", time.perf_counter() - start, budget, lam, score, reasons)
+                      f"exact ({solver})", time.perf_counter() - start, budget, lam)
 
 
 def _undominated(candidates: Candidates) -> np.ndarray:
