@@ -12,4 +12,5 @@ ui.navigate([
     st.Page("pages/3_models.py", title="3 · Models", icon=":material/model_training:"),
     st.Page("pages/4_evaluation.py", title="4 · Evaluation", icon=":material/leaderboard:"),
     st.Page("pages/5_allocation.py", title="5 · Allocation", icon=":material/tune:"),
+    st.Page("pages/6_policies.py", title="6 · Policies", icon=":material/compare_arrows:"),
 ])

@@ -245,3 +245,27 @@ def _frontier(model_id: str, workspace_path: str, cpi_max: float | None):
 def frontier(model_id: str, cpi_max: float | None):
     """Candidates and the LP frontier of a model's predictions at a CPI threshold (built once)."""
     return _frontier(model_id, str(default_path()), cpi_max)
+
+
+# --- off-policy evaluation ------------------------------------------------------------------------
+
+def reward_models(dataset_id: str, mapping: dict, progress=None):
+    """Cross-fitted q̂ for value and (when a cost column is mapped) cost, computed once."""
+    import numpy as np
+
+    from core.ope.estimators import reward_model
+
+    path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
+
+    def compute():
+        log = _experiment_log(dataset_id, path, mapping_json)
+        q_value = reward_model(log, log.value, progress=progress)
+        if log.columns.cost:
+            q_cost = reward_model(log, log.cost)
+        elif log.columns.action_cost:
+            q_cost = np.tile([log.columns.action_cost_map.get(l, 0.0) for l in log.labels], (log.n, 1))
+        else:
+            q_cost = None
+        return q_value, q_cost
+
+    return memoised(("reward", path, dataset_id, mapping_json), compute)

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import UserError
 
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr", "switch-dr")
-EXACT_LIMIT = 5e7
+EXACT_LIMIT = 1e7
 
 
 def _stats_matrix(y, q_logged, q_policy, w, tau):
