@@ -79,6 +79,10 @@ def add_log_options(parser: argparse.ArgumentParser, value_required: bool = Fals
     group.add_argument("--id", metavar="COL", help="unit id column (default: row order)")
 
 
+def add_json_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+
+
 def load_log(args: argparse.Namespace, require_value: bool = False):
     """Read ``--data`` and validate it against the mapping options."""
     from .io import read_table
@@ -422,7 +426,7 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("describe", help="validate a log and summarise it per arm (roles not given are auto-detected)")
     add_log_options(p, action_required=False)
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_describe)
 
     p = sub.add_parser("srm", help="sample-ratio mismatch: arm counts against the intended split")
@@ -430,7 +434,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--expected", metavar="L=W,...", help="intended split weights per arm (default: equal)")
     p.add_argument("--alpha", type=float, default=0.001, help="alarm when p < alpha (default 0.001)")
     p.add_argument("--by", metavar="COL", help="also test each value of this column (segment, day…)")
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_srm)
 
     p = sub.add_parser("overlap", help="propensity overlap (ESS, clipping) and covariate balance (SMD)")
@@ -439,7 +443,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="cross-fitting folds when propensities are estimated (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the propensity model")
     p.add_argument("--check-logged", action="store_true", help="also estimate propensities and count rows that disagree with the logged ones")
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_overlap)
 
     p = sub.add_parser("fit", help="fit an uplift model: value and cost heads for every offer, cross-fitted")
@@ -451,14 +455,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same predictions)")
     p.add_argument("--model-out", metavar="PATH", help="write the fitted model here (loadable only by this workspace)")
     p.add_argument("--predictions-out", metavar="CSV", help="out-of-fold tau_value__<arm>, tau_cost__<arm> per row")
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_fit)
 
     p = sub.add_parser("predict", help="score new customers with a model written by fit --model-out")
     p.add_argument("--model", required=True, metavar="PATH", help="model file from fit --model-out")
     p.add_argument("--data", required=True, metavar="PATH", help="customers to score (CSV, CSV.GZ or Parquet)")
     p.add_argument("--predictions-out", required=True, metavar="CSV", help="tau_value__<arm>, tau_cost__<arm> per row")
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("evaluate", help="Qini / AUUC / cost curve / calibration of uplift scores, per arm")
@@ -467,7 +471,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--score-column", metavar="COL", help="a score column of the log itself (with --treatment)")
     p.add_argument("--treatment", metavar="L", help="the arm to evaluate against the control")
     p.add_argument("--bins", type=int, default=10, help="calibration bins (default 10)")
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("allocate", help="allocate offers under a budget (and CPI threshold, caps) from predictions")
@@ -479,7 +483,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--solver", default="cbc", choices=["cbc", "highs"], help="MILP engine for exact (default cbc)")
     p.add_argument("--control", default="control", metavar="LABEL", help="label written for customers with no offer")
     p.add_argument("--allocation-out", metavar="CSV", help="one row per customer: id, action, tau_value, tau_cost, score")
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_allocate)
 
     p = sub.add_parser("ope", help="off-policy value and cost of a policy: IPS, SNIPS, DM, DR, SNDR, Switch-DR")
@@ -493,7 +497,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence level (default 0.05)")
     p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the reward model (default 2)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
+    add_json_out(p)
     p.set_defaults(handler=cmd_ope)
 
     for name, summary in PENDING.items():

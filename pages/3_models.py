@@ -57,7 +57,7 @@ if fit:
         fitted[learner] = {"model_id": model_id, "params": params, "fingerprint": log.fingerprint}
     cur.config["models"] = fitted
 
-current = {k: v for k, v in fitted.items() if v.get("fingerprint") == log.fingerprint}
+current = state.fitted_models(log.fingerprint)
 if not current:
     st.info("No model fitted on this dataset and mapping yet.")
     st.stop()

@@ -11,7 +11,7 @@ from core.evaluation import recommend
 from core.evaluation.stability import bag_rank_correlation
 from core.uplift.learners import LEARNERS
 from ui import cached
-from ui.widgets import require_log, show_error
+from ui.widgets import require_log, require_models, show_error
 
 ui.page_setup()
 
@@ -19,11 +19,7 @@ st.title("Evaluation")
 st.caption("Ranking (Qini, uplift and cost curves), face value (calibration by bins, for the value and the cost "
            "head) and stability, on the out-of-fold predictions of every fitted model.")
 cur, log = require_log()
-models = {k: v for k, v in cur.config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
-if not models:
-    st.info("No model has been fitted on this dataset and mapping yet.")
-    st.page_link("pages/3_models.py", label="Go to step 3 · Models", icon=":material/arrow_back:")
-    st.stop()
+models = require_models(log, "No model has been fitted on this dataset and mapping yet.")
 
 saved = cur.config.get("evaluation_settings", {})
 c1, c2 = st.columns(2)

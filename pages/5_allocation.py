@@ -11,7 +11,7 @@ from core.decision.pacing import pacing
 from core.errors import UserError
 from core.uplift.learners import LEARNERS
 from ui import cached
-from ui.widgets import remembered, require_log, show_error
+from ui.widgets import remembered, require_log, require_models, show_error
 
 ui.page_setup()
 
@@ -19,11 +19,7 @@ st.title("Allocation")
 st.caption("Set a budget and the most you will pay per unit of incremental value (CPI). Every customer gets at "
            "most one offer; the plan maximises expected incremental value within the budget.")
 cur, log = require_log()
-models = {k: v for k, v in cur.config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
-if not models:
-    st.info("Allocation needs a fitted model with value and cost predictions.")
-    st.page_link("pages/3_models.py", label="Go to step 3 · Models", icon=":material/arrow_back:")
-    st.stop()
+models = require_models(log, "Allocation needs a fitted model with value and cost predictions.")
 if not log.has_cost:
     st.warning("No cost is mapped: every offer looks free. Map a cost column or a constant cost per offer in step 1.")
 

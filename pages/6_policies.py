@@ -11,7 +11,7 @@ from core.errors import UserError
 from core.io import read_table
 from core.ope import compare
 from core.ope.estimators import ESTIMATORS
-from ui import cached
+from ui import cached, state
 from ui.widgets import remembered, require_log, show_error
 
 ui.page_setup()
@@ -33,7 +33,7 @@ else:
 st.caption(f"Propensities: **{source}**.")
 
 options = ["no-offer", *[f"treat-all:{a}" for a in log.treatments], "logging", "random"]
-models = {k: v for k, v in cur.config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
+models = state.fitted_models(log.fingerprint)
 allocation = cur.config.get("allocation")
 if models and allocation and allocation.get("model") in models:
     options.append("model policy")

@@ -130,3 +130,8 @@ def fit_blockers(fingerprint: str) -> list[str]:
     red = [name for name, light in status["lights"].items() if light == "red"]
     pending = [name for name in red if name not in acknowledged(fingerprint)]
     return [f"The {name} light is red and not acknowledged." for name in pending]
+
+
+def fitted_models(fingerprint: str) -> dict:
+    """Models recorded in this session for the log with this fingerprint: learner → record."""
+    return {k: v for k, v in current().config.get("models", {}).items() if v.get("fingerprint") == fingerprint}

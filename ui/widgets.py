@@ -151,3 +151,15 @@ def remembered(key: str, default, clamp: tuple | None = None) -> str:
         low, high = clamp
         st.session_state[key] = min(max(st.session_state[key], low), high)
     return key
+
+
+def require_models(log, message: str) -> dict:
+    """The models fitted on ``log`` in this session, or ``message`` with a link to step 3 (and stop)."""
+    from ui import state
+
+    models = state.fitted_models(log.fingerprint)
+    if not models:
+        st.info(message)
+        st.page_link("pages/3_models.py", label="Go to step 3 · Models", icon=":material/arrow_back:")
+        st.stop()
+    return models
