@@ -38,13 +38,76 @@ def _stats_matrix(y, q_logged, q_policy, w, tau):
     return np.column_stack([np.ones_like(y), w, w * y, q_policy, w * residual, switch])
 
 
+class Estimator:
+    """Base of the estimators: each is a function of the six row sums of
+    :func:`_stats_matrix` — n, Σw, Σw·y, Σ q̂_π, Σ w·(y − q̂), Σ w·(y − q̂)·[w ≤ τ] — which is what
+    lets one vectorised bootstrap serve all of them."""
+
+    name = ""
+
+    @staticmethod
+    def parts(s: np.ndarray):
+        return tuple(s[..., j] for j in range(6))
+
+    def from_sums(self, s: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class IPS(Estimator):
+    name = "ips"
+
+    def from_sums(self, s):
+        n, _, swy, _, _, _ = self.parts(s)
+        return swy / n
+
+
+class SNIPS(Estimator):
+    name = "snips"
+
+    def from_sums(self, s):
+        _, sw, swy, _, _, _ = self.parts(s)
+        return swy / sw
+
+
+class DM(Estimator):
+    name = "dm"
+
+    def from_sums(self, s):
+        n, _, _, sq, _, _ = self.parts(s)
+        return sq / n
+
+
+class DR(Estimator):
+    name = "dr"
+
+    def from_sums(self, s):
+        n, _, _, sq, swr, _ = self.parts(s)
+        return sq / n + swr / n
+
+
+class SNDR(Estimator):
+    name = "sndr"
+
+    def from_sums(self, s):
+        n, sw, _, sq, swr, _ = self.parts(s)
+        return sq / n + swr / sw
+
+
+class SwitchDR(Estimator):
+    name = "switch-dr"
+
+    def from_sums(self, s):
+        n, _, _, sq, _, sswr = self.parts(s)
+        return sq / n + sswr / n
+
+
+REGISTRY: dict[str, Estimator] = {e.name: e for e in (IPS(), SNIPS(), DM(), DR(), SNDR(), SwitchDR())}
+
+
 def _from_sums(s: np.ndarray) -> dict[str, np.ndarray]:
-    """Estimators from summed statistics (… × 6): n, Σw, Σwy, Σq̂π, Σw·r, Σw·r·[w≤τ]."""
-    n, sw, swy, sq, swr, sswr = (s[..., j] for j in range(6))
+    """Every estimator from summed statistics (… × 6)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        dm = sq / n
-        return {"ips": swy / n, "snips": swy / sw, "dm": dm, "dr": dm + swr / n, "sndr": dm + swr / sw,
-                "switch-dr": dm + sswr / n}
+        return {name: estimator.from_sums(s) for name, estimator in REGISTRY.items()}
 
 
 @dataclass(frozen=True)

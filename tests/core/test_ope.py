@@ -75,11 +75,13 @@ def test_each_estimator_covers_the_true_value(sim_log, arm):
     result = compare.evaluate_policy(log, policy, log.propensity, q_value, q_cost, seed=1)
     true_value = sim.truth[f"mu_value__{arm}"].mean()
     true_cost = sim.truth[f"mu_cost__{arm}"].mean()
-    for name in ("ips", "snips", "dr", "sndr", "switch-dr"):
+    for name in ("ips", "snips", "dm", "dr", "sndr", "switch-dr"):
         assert result.value[name].ci_low <= true_value <= result.value[name].ci_high, (name, result.value[name], true_value)
+    for name in ("ips", "snips", "dr", "sndr", "switch-dr"):
         assert result.cost[name].ci_low <= true_cost <= result.cost[name].ci_high, (name, result.cost[name], true_cost)
-    # the model-based DM is only as good as the reward model: within a few percent here
-    assert abs(result.value["dm"].value - true_value) < 0.1 * true_value
+    # DM's interval holds the reward model fixed (as the Open Bandit Pipeline's does), so it can
+    # be too narrow; its point estimate is still close when the reward model is good
+    assert abs(result.cost["dm"].value - true_cost) < 0.05 * max(true_cost, 1.0)
     increment = true_value - sim.truth["mu_value__no_offer"].mean()
     assert result.value_increment["dr"].ci_low <= increment <= result.value_increment["dr"].ci_high
 
@@ -166,6 +168,15 @@ def test_zero_support_arm_is_refused():
     # pct10_off is not an arm of this log: a policy file that uses it names it
     with pytest.raises(UserError, match=r"uses arm\(s\) 'pct10_off' that are not in the log"):
         compare.from_frame(log, pd.DataFrame({"id": log.ids, "action": "pct10_off"}))
+
+
+def test_estimators_share_one_base():
+    from core.ope.estimators import REGISTRY, Estimator
+
+    assert set(REGISTRY) == set(ESTIMATORS)
+    assert all(isinstance(e, Estimator) for e in REGISTRY.values())
+    sums = np.array([4.0, 7.0, 8.0, 3.2, 2.0, 2.0])  # the hand example's sums
+    assert REGISTRY["sndr"].from_sums(sums) == pytest.approx(0.8 + 2 / 7)
 
 
 def test_estimator_names_are_checked():
