@@ -13,4 +13,5 @@ ui.navigate([
     st.Page("pages/4_evaluation.py", title="4 · Evaluation", icon=":material/leaderboard:"),
     st.Page("pages/5_allocation.py", title="5 · Allocation", icon=":material/tune:"),
     st.Page("pages/6_policies.py", title="6 · Policies", icon=":material/compare_arrows:"),
+    st.Page("pages/7_report.py", title="7 · Report", icon=":material/description:"),
 ])

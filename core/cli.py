@@ -22,7 +22,6 @@ EXIT_USER_ERROR = 2
 
 # Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
 PENDING = {
-    "report": "self-contained HTML report of a scenario",
     "monitor": "monitoring summary and alerts",
 }
 
@@ -408,6 +407,39 @@ def cmd_ope(args: argparse.Namespace) -> dict:
     return out
 
 
+def cmd_report(args: argparse.Namespace) -> dict:
+    import json as _json
+    from pathlib import Path
+
+    from .io import read_table
+    from .report import build_report
+    from .workspace import Workspace
+
+    if bool(args.scenario) == bool(args.config):
+        raise UserError("give either --scenario ID (from the workspace) or --config JSON")
+    workspace = Workspace()
+    if args.scenario:
+        record = workspace.get_scenario(args.scenario)
+        frame, config, title = workspace.load_dataset(record.dataset_id), record.config, record.name
+    else:
+        try:
+            config = _json.loads(Path(args.config).read_text())
+        except FileNotFoundError:
+            raise UserError(f"--config '{args.config}' does not exist") from None
+        except ValueError as exc:
+            raise UserError(f"--config '{args.config}' is not valid JSON: {exc}") from None
+        if "data" not in config or "mapping" not in config:
+            raise UserError("--config needs \"data\" (a log file) and \"mapping\" (the column roles)")
+        frame = read_table(config["data"], str_columns=[config["mapping"].get("action", "")])
+        title = config.get("title", f"Uplift Studio report: {Path(config['data']).name}")
+    text, sections = build_report(frame, config, workspace=workspace, title=title)
+    try:
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--out '{args.out}' cannot be written: {exc.strerror}") from exc
+    return {"path": args.out, "sections": sections, "bytes": len(text.encode()), "title": title}
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m core",
@@ -500,6 +532,12 @@ def build_parser() -> ArgumentParser:
     add_json_out(p)
     p.set_defaults(handler=cmd_ope)
 
+    p = sub.add_parser("report", help="self-contained HTML report of a saved scenario (opens offline)")
+    p.add_argument("--scenario", metavar="ID", help="a scenario saved in the workspace")
+    p.add_argument("--config", metavar="JSON", help='instead: {"data": PATH, "mapping": {...}, "allocation": {...}, …}')
+    p.add_argument("--out", required=True, metavar="HTML", help="where to write the report")
+    p.set_defaults(handler=cmd_report)
+
     for name, summary in PENDING.items():
         p = sub.add_parser(name, help=f"{summary} (not available yet)")
         p.set_defaults(handler=_pending(name, summary), pending=True)
@@ -520,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "report", *PENDING]))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

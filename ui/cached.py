@@ -120,8 +120,8 @@ def _diagnostics(dataset_id: str, workspace_path: str, mapping_json: str, settin
         check = propensity_consistency(log.action, log.propensity, log.labels, settings["alpha"])
     overlap_result = overlap(log, clip=settings["clip"], estimated=_estimated)
     balance_result = balance(log, overlap_result.propensity)
-    readout_result = readout(log, propensity=overlap_result.propensity if log.propensity is None else None,
-                             cuped=settings.get("cuped"))
+    # the readout weights only by logged propensities: without them the log is read as randomised
+    readout_result = readout(log, cuped=settings.get("cuped"))
     return {"srm": srm_result, "propensity_check": check, "overlap": overlap_result,
             "balance": balance_result, "readout": readout_result}
 

@@ -470,3 +470,38 @@ def test_ope_policy_file_missing_ids_and_bad_probabilities(fitted_files, capsys,
     pd.DataFrame({"id": ids, "prob__no_offer": 0.5, "prob__coupon_20": 0.3}).to_csv(bad, index=False)
     code, _, err = call(capsys, "ope", "--data", data, *SIM_OPTIONS, "--policy", bad, "--bootstrap", 50)
     assert code == 2 and "probabilities of row 1 sum to 0.8, not 1" in err
+
+
+# --- report ------------------------------------------------------------------------------------
+
+def test_report_from_a_config_opens_offline(capsys, tmp_path):
+    from core.diagnostics.readout import readout
+
+    config = {"data": str(HILLSTROM), "mapping": {"action": "segment", "control": "No E-Mail", "value": "visit",
+                                                  "features": ["recency", "history", "channel"]}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "report.html"
+    code, stdout, err = call(capsys, "report", "--config", tmp_path / "config.json", "--out", out)
+    assert code == 0, err
+    assert json.loads(stdout)["sections"] == ["data", "diagnostics"]
+    text = out.read_text()
+    assert 'src="http' not in text and "<link" not in text, "no external scripts or stylesheets"
+    from core.io import read_table
+    from core.schema import ColumnMap, ExperimentLog
+
+    log = ExperimentLog.from_frame(read_table(HILLSTROM, str_columns=["segment"]), ColumnMap.from_dict(config["mapping"]))
+    effect = readout(log).effects.query("arm == 'Mens E-Mail'")["effect"].iloc[0]
+    assert f"{effect:,.4g}" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--out", "r.html"], r"give either --scenario ID"),
+    (["--scenario", "sc_nope", "--out", "r.html"], r"scenario 'sc_nope' is not in the workspace"),
+    (["--config", "missing.json", "--out", "r.html"], r"--config 'missing.json' does not exist"),
+])
+def test_report_bad_inputs(capsys, tmp_path, monkeypatch, args, message):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call(capsys, "report", *args)
+    assert code == 2 and re.search(message, err), err

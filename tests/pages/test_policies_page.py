@@ -47,3 +47,35 @@ def test_random_policy_and_clip_are_reported(compared):
     assert not at.exception
     assert set(at.dataframe[0].value["policy"]) == {"no-offer", "random"}
     assert at.session_state["current"].config["policies"]["clip"] == 0.05
+
+
+def test_report_page_and_cli_agree(compared, capsys, tmp_path):
+    """The report built in the app and by `python -m core report` from the saved scenario."""
+    import json
+
+    from core.cli import main
+
+    at = compared
+    at.switch_page("pages/1_data.py").run()
+    [t for t in at.text_input if t.label == "Scenario name"][0].input("Report test")
+    [b for b in at.button if b.label == "Save scenario"][0].click().run()
+    scenario_id = at.session_state["current"].scenario_id
+    at.switch_page("pages/7_report.py").run()
+    [b for b in at.button if b.label == "Build the report"][0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Report ready: data, diagnostics, models, allocation, policies" in at.success[0].value
+    page_html = at.session_state["report_html"]
+    assert 'src="http' not in page_html and "<script" in page_html, "self-contained: no external scripts"
+
+    out = tmp_path / "report.html"
+    assert main(["report", "--scenario", scenario_id, "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sections"] == ["data", "diagnostics", "models", "allocation", "policies"]
+    cli_html = out.read_text()
+    # same numbers: the allocation sentence and the tables agree between page and CLI
+    import re
+
+    sentence = re.compile(r"expected incremental value <b>([\d,]+)</b> at expected cost <b>([\d,]+)</b>")
+    assert sentence.search(page_html).groups() == sentence.search(cli_html).groups()
+    tables = re.compile(r"<table.*?</table>", re.S)
+    assert tables.findall(page_html)[:3] == tables.findall(cli_html)[:3], "data, readout and CPI tables"

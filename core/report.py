@@ -1,0 +1,156 @@
+"""The stakeholder report: one self-contained HTML file of a scenario.
+
+Everything in it is computed by the same ``core`` functions the pages and the CLI call, from
+the scenario's dataset, mapping and saved choices, so its numbers equal theirs.  Plotly's
+JavaScript is embedded once, inline: the file opens offline and loads nothing from outside.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+
+from . import charts
+from .errors import UserError
+from .schema import ColumnMap, ExperimentLog
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;line-height:1.45}
+h1{margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:2px solid #2A9D8F;padding-bottom:.2rem}
+.muted{color:#666}.light{display:inline-block;padding:.4rem .8rem;border-radius:.4rem;margin:.2rem .4rem .2rem 0}
+.green{background:#e6f4ea}.amber{background:#fff4e0}.red{background:#fde8e8}
+table{border-collapse:collapse;font-size:.9rem;margin:.6rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
+th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
+"""
+
+
+def _table(frame: pd.DataFrame, digits: int = 4) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:,.{digits}g}", border=0, na_rep="—")
+
+
+class _Figures:
+    """Embeds Plotly's JavaScript with the first figure only."""
+
+    def __init__(self):
+        self.first = True
+
+    def __call__(self, fig) -> str:
+        out = pio.to_html(fig, full_html=False, include_plotlyjs=self.first, config={"displaylogo": False})
+        self.first = False
+        return out
+
+
+def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: str = "Uplift Studio report",
+                 n_boot: int = 500) -> tuple[str, list[str]]:
+    """HTML of the report and the list of its sections.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The scenario's dataset.
+    config : dict
+        The scenario's config: ``mapping`` and optionally ``diagnostics``, ``models``,
+        ``allocation``, ``policies`` as the pages save them.
+    workspace : core.workspace.Workspace, optional
+        Needed to load recorded models.
+    """
+    from .diagnostics import balance_light, overlap_light, srm_light
+    from .diagnostics.balance import balance
+    from .diagnostics.overlap import estimate_propensities, overlap
+    from .diagnostics.readout import readout
+    from .diagnostics.srm import propensity_consistency, srm
+
+    if "mapping" not in config:
+        raise UserError("the scenario has no column mapping; open it on the Data page and save it first")
+    log = ExperimentLog.from_frame(frame, ColumnMap.from_dict(config["mapping"]))
+    figure = _Figures()
+    sections, body = [], []
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body.append(f"<h1>{html.escape(title)}</h1><p class='muted'>{log.n:,} customers · {len(log.labels)} arms · control "
+                f"'{html.escape(log.control)}' · generated {stamp}</p>")
+
+    sections.append("data")
+    summary = log.arm_summary()
+    body.append("<h2>Data</h2>" + _table(summary) + figure(charts.arm_summary_figure(summary)))
+
+    sections.append("diagnostics")
+    settings = {"split_mode": "propensity" if log.columns.propensity else "equal", "alpha": 0.001, "clip": 0.01,
+                **config.get("diagnostics", {})}
+    srm_result = srm(log.frame, log.columns.action, control=log.control, weights=settings.get("weights"),
+                     alpha=settings["alpha"], by=settings.get("by"), time=log.columns.time)
+    check = (propensity_consistency(log.action, log.propensity, log.labels, settings["alpha"])
+             if log.propensity is not None and settings.get("split_mode") == "propensity" else None)
+    estimated = None if log.propensity is not None else estimate_propensities(log)
+    overlap_result = overlap(log, clip=settings["clip"], estimated=estimated)
+    balance_result = balance(log, overlap_result.propensity)
+    lights = [srm_light(srm_result, check), balance_light(balance_result, weighted=log.columns.propensity is not None),
+              overlap_light(overlap_result)]
+    ro = readout(log, cuped=settings.get("cuped"))
+    body.append("<h2>Diagnostics</h2>" + "".join(
+        f"<div class='light {l.status}'><b>{l.name}: {l.status}</b><br>{html.escape(l.message)}</div>" for l in lights))
+    body.append("<h3>Average effect of each offer</h3>" + _table(ro.effects.drop(columns=["n_arm", "n_control"], errors="ignore"))
+                + (_table(ro.cpi) if not ro.cpi.empty else "") + figure(charts.readout_figure(ro)))
+
+    models = {k: v for k, v in config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
+    loaded = {}
+    if models and workspace is not None:
+        from .evaluation import evaluate, recommend
+        from .uplift.persist import load_model
+
+        sections.append("models")
+        rows = {}
+        for key, record in models.items():
+            loaded[key] = load_model(record["model_id"], workspace)
+            rows[key] = evaluate(log, loaded[key].oof_).summary()
+        best, why = recommend({k: {**v, "stability": None} for k, v in rows.items()})
+        board = pd.DataFrame([{"model": k, **v, "recommended": k == best} for k, v in rows.items()])
+        body.append(f"<h2>Models</h2><p>Recommended: <b>{html.escape(str(best))}</b> — {html.escape(why)}.</p>" + _table(board))
+
+    allocation = config.get("allocation")
+    if allocation and allocation.get("model") in loaded:
+        from .decision.allocate import Frontier, allocate_fast
+        from .decision.policy import candidates_from_scores
+
+        sections.append("allocation")
+        candidates = candidates_from_scores(loaded[allocation["model"]].oof_, cpi_max=allocation.get("cpi_max"))
+        frontier = Frontier(candidates)
+        plan = allocate_fast(candidates, allocation["budget"], log.control, frontier)
+        per_offer = plan.to_frame(log.ids, candidates).groupby("action").agg(
+            customers=("id", "size"), spend=("tau_cost", "sum"), incremental_value=("tau_value", "sum")).reset_index()
+        cpi = f"{allocation['cpi_max']:g}" if allocation.get("cpi_max") is not None else "none"
+        body.append(f"<h2>Allocation</h2><p>Budget {allocation['budget']:,.0f}, CPI limit {cpi}: expected incremental value "
+                    f"<b>{plan.total_value:,.0f}</b> at expected cost <b>{plan.total_cost:,.0f}</b> "
+                    f"(within {plan.gap:.3%} of the LP bound).</p>" + _table(per_offer)
+                    + figure(charts.frontier_figure(frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value,
+                                                                       "lambda": plan.lam})))
+        policies_cfg = config.get("policies")
+        if policies_cfg:
+            from .ope import compare
+            from .ope.estimators import reward_model
+
+            sections.append("policies")
+            propensity = log.propensity if log.propensity is not None else overlap_result.propensity
+            q_value = reward_model(log, log.value)
+            q_cost = reward_model(log, log.cost) if log.columns.cost else None
+            candidates_ = [compare.no_offer(log), compare.from_allocation(log, plan.choice, candidates.arms, "model policy"),
+                           *[compare.treat_all(log, a) for a in log.treatments]]
+            if log.propensity is not None:
+                candidates_.append(compare.logging_policy(log, propensity))
+            estimators = policies_cfg.get("estimators") or ["ips", "dr"]
+            rows = []
+            for policy in candidates_:
+                result = compare.evaluate_policy(log, policy, propensity, q_value, q_cost, estimators=estimators,
+                                                 clip=policies_cfg.get("clip"), n_boot=n_boot)
+                rows += [{"estimator": e, **result.row(e)} for e in estimators]
+            table = pd.DataFrame(rows)
+            shown = "dr" if "dr" in estimators else estimators[0]
+            body.append("<h2>Policy comparison (off-policy)</h2>" + _table(table)
+                        + figure(charts.policies_figure(table[table["estimator"] == shown], shown)))
+
+    html_text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                 f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+    return html_text, sections
