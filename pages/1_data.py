@@ -76,6 +76,22 @@ else:
     if chosen != cur.scenario_id:
         state.open_scenario(ws, chosen)
         st.rerun()
+    with st.expander("Manage saved scenarios"):
+        record = next(s for s in scenarios if s.id == chosen)
+        new_name = st.text_input("Name", value=record.name, key=f"rename_{chosen}")
+        m1, m2, m3 = st.columns(3)
+        if m1.button("Rename", disabled=new_name.strip() in ("", record.name)):
+            ws.rename_scenario(chosen, new_name)
+            cur.scenario_name = new_name.strip()
+            st.rerun()
+        if m2.button("Duplicate", help="A copy with the same data, mapping and choices, opened at once."):
+            state.open_scenario(ws, ws.duplicate_scenario(chosen).id)
+            st.rerun()
+        sure = m3.checkbox("Yes, delete it", key=f"confirm_delete_{chosen}")
+        if m3.button("Delete", disabled=not sure, help="Deletes the saved scenario; its dataset stays in the workspace."):
+            ws.delete_scenario(chosen)
+            state.forget_scenario()
+            st.rerun()
 
 cur = state.current()
 frame = cached.dataset_frame(cur.dataset_id, str(ws.path))

@@ -66,6 +66,26 @@ per_offer = frame.groupby("action").agg(customers=("id", "size"), spend=("tau_co
                                         incremental_value=("tau_value", "sum")).reindex(list(log.labels)).fillna(0)
 st.dataframe(per_offer.reset_index(), hide_index=True)
 
+with st.expander("What-if: compare up to three budget / CPI settings"):
+    st.caption("Each setting reuses the fitted model: nothing is refitted. Leave CPI empty for no limit.")
+    saved_whatif = saved.get("whatif") or [{"budget": round(budget * f), "cpi_max": cpi_max} for f in (0.5, 1.0, 2.0)]
+    settings = st.data_editor(pd.DataFrame(saved_whatif, columns=["budget", "cpi_max"]), num_rows="fixed", hide_index=True,
+                              key=f"whatif_{model_id}",
+                              column_config={"budget": st.column_config.NumberColumn("budget", min_value=0.0),
+                                             "cpi_max": st.column_config.NumberColumn("CPI limit", min_value=0.0)})
+    compared = []
+    for i, row in settings.head(3).iterrows():
+        limit = None if pd.isna(row["cpi_max"]) else float(row["cpi_max"])
+        if pd.isna(row["budget"]):
+            continue
+        option_candidates, option_frontier = cached.frontier(model_id, limit)
+        option = allocate_fast(option_candidates, float(row["budget"]), log.control, option_frontier)
+        compared.append({"setting": f"#{i + 1}", "budget": float(row["budget"]), "CPI limit": limit,
+                         "incremental value": option.total_value, "spend": option.total_cost, **option.counts})
+    cur.config["allocation"]["whatif"] = settings.head(3).astype(object).where(settings.head(3).notna(), None).to_dict("records")
+    if compared:
+        st.dataframe(pd.DataFrame(compared), hide_index=True)
+
 with st.expander("Caps and exact check"):
     caps_table = pd.DataFrame({"offer": list(candidates.arms), "cap (empty = none)": [saved.get("caps", {}).get(a) for a in candidates.arms]})
     edited = st.data_editor(caps_table, hide_index=True, disabled=["offer"], key=f"caps_{model_id}")

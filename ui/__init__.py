@@ -1,13 +1,26 @@
 """Streamlit-aware glue between the pages and ``core``: session state, caching, widgets."""
 
+from pathlib import Path
+
 import streamlit as st
 
 _ROUTED = "_routed_through_app"
 
 
-def navigate(pages) -> None:
-    """Route to the selected page (``app.py``'s one job), marking the session as routed."""
+STATUS_ICONS = {"done": ":material/check_circle:", "attention": ":material/error:", "todo": ":material/radio_button_unchecked:"}
+
+
+def navigate(steps) -> None:
+    """Route to the selected step (``app.py``'s one job), marking the session as routed.
+
+    ``steps`` is a list of (page file, title); each sidebar entry shows the step's status.
+    """
+    from ui.state import step_status
+
     st.session_state[_ROUTED] = True
+    status = step_status()
+    pages = [st.Page(path, title=title, icon=STATUS_ICONS[status[Path(path).stem.split("_", 1)[1]]], default=i == 0)
+             for i, (path, title) in enumerate(steps)]
     st.navigation(pages).run()
 
 

@@ -71,6 +71,14 @@ def open_scenario(workspace, scenario_id: str) -> None:
     st.query_params[QUERY_KEY] = record.id
 
 
+def forget_scenario() -> None:
+    """The open scenario was deleted: keep working on its data, unsaved."""
+    cur = current()
+    cur.scenario_id = cur.scenario_name = None
+    if QUERY_KEY in st.query_params:
+        del st.query_params[QUERY_KEY]
+
+
 def save_scenario(workspace, name: str) -> str:
     """Save the session's dataset, mapping and choices as a scenario; return its id."""
     cur = current()
@@ -135,3 +143,27 @@ def fit_blockers(fingerprint: str) -> list[str]:
 def fitted_models(fingerprint: str) -> dict:
     """Models recorded in this session for the log with this fingerprint: learner → record."""
     return {k: v for k, v in current().config.get("models", {}).items() if v.get("fingerprint") == fingerprint}
+
+
+STEPS = ("data", "diagnostics", "models", "evaluation", "allocation", "policies", "report")
+
+
+def step_status() -> dict[str, str]:
+    """done / attention / todo for each step, from what this session has done so far."""
+    cur = current()
+    config = cur.config
+    status = dict.fromkeys(STEPS, "todo")
+    if cur.dataset_id and cur.mapping:
+        status["data"] = "done"
+    lights = config.get("diagnostics_status")
+    if lights:
+        red = [n for n, l in lights["lights"].items() if l == "red"]
+        acked = set(config.get("acknowledged", {}).get(lights["fingerprint"], []))
+        status["diagnostics"] = "attention" if set(red) - acked else "done"
+    for step, key in (("models", "models"), ("evaluation", "recommended_model"), ("allocation", "allocation"),
+                      ("policies", "policies")):
+        if config.get(key):
+            status[step] = "done"
+    if st.session_state.get("report_html"):
+        status["report"] = "done"
+    return status

@@ -57,3 +57,36 @@ def test_cpi_threshold_prunes_offers(allocated):
     [s for s in at.slider if s.label.startswith("Highest acceptable CPI")][0].set_value(0.05).run()
     assert not at.exception
     assert number(metrics(at)["Customers with an offer"]) < before
+
+
+def test_what_if_compares_three_settings_without_refitting(allocated):
+    at, _ = allocated
+    from core.workspace import Workspace
+
+    before = len(Workspace().list_models())
+    [table] = [d.value for d in at.dataframe if "setting" in d.value.columns]
+    assert table["setting"].tolist() == ["#1", "#2", "#3"]
+    assert table["incremental value"].is_monotonic_increasing, "more budget, more value"
+    assert (table["spend"] <= table["budget"] + 1e-6).all()
+    assert len(Workspace().list_models()) == before
+
+
+def test_step_status_for_the_sidebar():
+    def script():
+        import streamlit as st
+
+        from ui import state
+
+        cur = state.current()
+        cur.dataset_id, cur.mapping = "ds_1", {"action": "offer"}
+        cur.config["diagnostics_status"] = {"fingerprint": "f", "lights": {"SRM": "red", "Balance": "green"}}
+        cur.config["models"] = {"x": {"model_id": "m"}}
+        st.text(",".join(f"{k}={v}" for k, v in state.step_status().items()))
+        state.set_acknowledged("f", ["SRM"])
+        st.text(state.step_status()["diagnostics"])
+
+    at = AppTest.from_function(script).run()
+    first, second = (t.value for t in at.text)
+    assert first == ("data=done,diagnostics=attention,models=done,evaluation=todo,allocation=todo,"
+                     "policies=todo,report=todo")
+    assert second == "done"
