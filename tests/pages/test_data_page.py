@@ -127,3 +127,28 @@ def test_upload_over_the_limit_is_refused(app):
         config.set_option("server.maxUploadSize", original)
     assert not at.exception
     assert "above the upload limit of 1.0 MB" in errors(at)
+
+
+def test_manage_saved_scenarios(app):
+    at = app.run()
+    by_label(at.text_input, "Scenario name").input("Original")
+    [b for b in at.button if b.label == "Save scenario"][0].click().run()
+    at.radio(key="data_source").set_value("Saved scenario").run()
+    [name] = [t for t in at.text_input if t.label == "Name"]
+    name.input("Renamed").run()
+    [b for b in at.button if b.label == "Rename"][0].click().run()
+    assert [s.name for s in Workspace().list_scenarios()] == ["Renamed"]
+    [b for b in at.button if b.label == "Duplicate"][0].click().run()
+    names = sorted(s.name for s in Workspace().list_scenarios())
+    assert names == ["Renamed", "Renamed (copy)"]
+    copy_id = at.session_state["current"].scenario_id
+    assert Workspace().get_scenario(copy_id).name == "Renamed (copy)"
+    delete = [b for b in at.button if b.label == "Delete"][0]
+    assert delete.disabled, "deleting needs a confirmation"
+    [c for c in at.checkbox if c.label == "Yes, delete it"][0].check().run()
+    [b for b in at.button if b.label == "Delete"][0].click().run()
+    assert not at.exception
+    [remaining] = Workspace().list_scenarios()
+    assert remaining.name == "Renamed"
+    # the deleted scenario is gone from the session too: the list now opens the one left
+    assert at.session_state["current"].scenario_id == remaining.id != copy_id
