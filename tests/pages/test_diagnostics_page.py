@@ -3,21 +3,13 @@
 import io
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.simulate import simulate
-from tests.conftest import ROOT
-
-TIMEOUT = 120
-
+from tests.pages.helpers import new_app, texts
 
 @pytest.fixture
 def app():
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-
-
-def texts(elements):
-    return " ".join(e.value for e in elements)
+    return new_app()
 
 
 def open_diagnostics(at):

@@ -1,24 +1,18 @@
 """The Evaluation page on two real fitted models."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.pages.helpers import fit_quick_model, new_app
 
 SHARED_WORKSPACE = True
 
 
 @pytest.fixture(scope="module")
 def evaluated(module_workspace):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at = new_app().run()
     at.switch_page("pages/4_evaluation.py").run()
     before = [i.value for i in at.info]
-    at.switch_page("pages/2_diagnostics.py").run()
-    at.switch_page("pages/3_models.py").run()
-    at.multiselect[0].set_value(["x", "t"])
-    at.slider[0].set_value(2)
-    [b for b in at.button if b.label == "Fit models"][0].click().run()
-    at.switch_page("pages/4_evaluation.py").run()
+    fit_quick_model(at, learners=("x", "t")).switch_page("pages/4_evaluation.py").run()
     return at, before
 
 

@@ -1,20 +1,15 @@
 """The Policies page: candidates side by side, warnings, the model policy from the allocation step."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.pages.helpers import fit_quick_model, new_app
 
 SHARED_WORKSPACE = True
 
 
 @pytest.fixture(scope="module")
 def compared(module_workspace):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
-    at.switch_page("pages/2_diagnostics.py").run()
-    at.switch_page("pages/3_models.py").run()
-    at.slider[0].set_value(2)
-    [b for b in at.button if b.label == "Fit models"][0].click().run()
+    at = fit_quick_model(new_app().run())
     at.switch_page("pages/5_allocation.py").run()
     at.switch_page("pages/6_policies.py").run()
     return at
