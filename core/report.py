@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 
-import numpy as np
 import pandas as pd
 import plotly.io as pio
 

@@ -109,7 +109,7 @@ with tab_srm:
     srm_result = result["srm"]
     check = result["propensity_check"]
     if check is not None:
-        st.markdown(f"**Propensity check**: inverse-propensity counts per arm relative to n — "
+        st.markdown("**Propensity check**: inverse-propensity counts per arm relative to n — "
                     + ", ".join(f"{k}: {v:.3f}" for k, v in check.ratio.items())
                     + f" (χ² = {check.chi2:.2f}, p = {check.p_value:.3g}). Each should be close to 1.")
         st.caption("The equal-split test below is shown for reference; a targeted log is not meant to be equal.")

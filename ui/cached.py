@@ -195,7 +195,6 @@ def evaluation(dataset_id: str, mapping: dict, model_id: str, n_bins: int = 10):
 
 @st.cache_resource(show_spinner="Bootstrapping the curves…", max_entries=48)
 def _curves(dataset_id: str, workspace_path: str, mapping_json: str, model_id: str, arm: str, n_boot: int):
-    import numpy as np
 
     from core.evaluation import inverse_propensity_weights
     from core.evaluation.curves import cost_curve, cost_ranking, curve_bands

@@ -1,7 +1,6 @@
 import hashlib
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from core.errors import UserError
@@ -20,8 +19,8 @@ def sha(path):
 @pytest.mark.parametrize("suffix", [".parquet", ".csv.gz", ".csv"])
 def test_same_seed_same_bytes(tmp_path, suffix):
     a = write_simulation(simulate(500, seed=7), tmp_path / f"a{suffix}")
-    b = write_simulation(simulate(500, seed=7), tmp_path / f"b{suffix}")
-    c = write_simulation(simulate(500, seed=8), tmp_path / f"c{suffix}")
+    write_simulation(simulate(500, seed=7), tmp_path / f"b{suffix}")
+    write_simulation(simulate(500, seed=8), tmp_path / f"c{suffix}")
     assert sha(tmp_path / f"a{suffix}") == sha(tmp_path / f"b{suffix}")
     assert sha(tmp_path / f"a{suffix}") != sha(tmp_path / f"c{suffix}")
     assert a["truth_path"].endswith(f"a{suffix}.truth.parquet")
