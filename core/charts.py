@@ -194,7 +194,7 @@ def frontier_figure(curve: pd.DataFrame, chosen: dict, exact_point: dict | None 
     label = f"chosen: cost {chosen['cost']:,.0f}, value {chosen['value']:,.0f}" + (
         f"<br>marginal CPI {marginal:.3g}" if np.isfinite(marginal) else "")
     fig.add_scatter(x=[chosen["cost"]], y=[chosen["value"]], mode="markers+text", name="chosen budget",
-                    marker=dict(size=14, color=PALETTE[4]), text=[label], textposition="bottom right")
+                    marker=dict(size=14, color=PALETTE[4]), text=[label], textposition="bottom left")
     if exact_point:
         fig.add_scatter(x=[exact_point["cost"]], y=[exact_point["value"]], mode="markers", name="exact check",
                         marker=dict(size=10, symbol="x", color=PALETTE[5]))

@@ -51,7 +51,8 @@ clip = None if clip_label == "none" else float(clip_label)
 tau_label = c4.selectbox("Switch-DR threshold τ", ["∞ (= DR)", "5", "10", "20", "50"], key=remembered("ope_tau", "∞ (= DR)"))
 tau = np.inf if tau_label.startswith("∞") else float(tau_label)
 n_boot = c5.select_slider("Bootstrap resamples", [200, 500, 1000], key=remembered("ope_boot", 1000))
-shown = c6.selectbox("Chart estimator", estimators or ["dr"], key="ope_shown")
+chartable = estimators or ["dr"]
+shown = c6.selectbox("Chart estimator", chartable, index=chartable.index("dr") if "dr" in chartable else 0)
 
 policies, problems = [], []
 for name in chosen:

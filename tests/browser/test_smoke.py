@@ -89,3 +89,89 @@ def test_reloading_a_page_url_keeps_the_app_around_it(server, browser):
     page.get_by_text("SRM: green").first.wait_for(timeout=120_000)
     assert page.get_by_role("link", name="1 · Data").count() == 1, "the navigation of app.py is there"
     page.close()
+
+
+def metric(page, label: str) -> str:
+    return page.locator('[data-testid="stMetric"]', has_text=label).first.inner_text().split("\n")[-1]
+
+
+def test_the_whole_flow_in_a_browser(server, browser, tmp_path):
+    """Sample → diagnostics → fit → drag the budget → compare policies → download the report."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    page.get_by_text("The log fits the mapping").first.wait_for(timeout=120_000)
+    page.get_by_role("link", name="2 · Diagnostics").click()
+    page.get_by_text("Model fitting is allowed").first.wait_for(timeout=120_000)
+    page.get_by_role("link", name="3 · Models").click()
+    page.get_by_role("button", name="Fit models").click()
+    page.get_by_text("Fitted models").first.wait_for(timeout=300_000)
+    shot(page, "3_models")
+
+    page.get_by_role("link", name="5 · Allocation").click()
+    page.get_by_text("Expected incremental value").first.wait_for(timeout=120_000)
+    before = metric(page, "Customers with an offer")
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function(f"() => !document.body.innerText.includes('Customers with an offer\\n{before}')", timeout=60_000)
+    after = metric(page, "Customers with an offer")
+    assert int(after.replace(",", "")) > int(before.replace(",", "")), (before, after)
+    shot(page, "5_allocation")
+
+    page.get_by_role("link", name="6 · Policies").click()
+    page.get_by_text("Increment over no offer").first.wait_for(timeout=300_000)
+    shot(page, "6_policies")
+
+    page.get_by_role("link", name="7 · Report").click()
+    page.get_by_role("button", name="Build the report").click()
+    page.get_by_text("Report ready").first.wait_for(timeout=300_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    target = tmp_path / "report.html"
+    download.value.save_as(target)
+    text = target.read_text()
+    assert "<h2>Allocation</h2>" in text and 'src="http' not in text
+    (ARTIFACTS / "report.html").write_text(text)
+    page.close()
+
+
+def test_sessions_are_isolated_and_a_reload_keeps_the_saved_scenario(server, browser):
+    first = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    first.goto(server)
+    first.get_by_text("The log fits the mapping").first.wait_for(timeout=120_000)
+    first.locator('[data-testid="stSelectbox"]', has_text="Sample").first.locator("input").click()
+    first.get_by_role("option", name="Hillstrom e-mail experiment").click()
+    first.get_by_text("64,000 customers, 3 arms").first.wait_for(timeout=120_000)
+
+    second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    second.goto(server)
+    second.get_by_text("The log fits the mapping").first.wait_for(timeout=120_000)
+    assert second.get_by_text("50,000 customers, 4 arms").count() >= 1, "the other session's choice does not leak"
+
+    first.get_by_label("Scenario name", exact=True).fill("Hillstrom in the browser")
+    first.get_by_role("button", name="Save scenario").click()
+    first.get_by_text("Saved scenario 'Hillstrom in the browser'").first.wait_for(timeout=60_000)
+    first.wait_for_function("() => window.location.search.includes('scenario=')", timeout=30_000)
+    first.reload()
+    first.get_by_text("64,000 customers, 3 arms").first.wait_for(timeout=120_000)
+    shot(first, "1_data_reopened")
+    first.context.close()
+    second.context.close()
+
+
+def test_bad_uploads_show_a_readable_error(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    page.get_by_text("The log fits the mapping").first.wait_for(timeout=120_000)
+    page.get_by_text("Upload a file").first.click()
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    page.locator('input[type="file"]').set_input_files(str(empty))
+    page.get_by_text("is empty (0 bytes)").first.wait_for(timeout=60_000)
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 16)
+    page.locator('input[type="file"]').set_input_files(str(garbage))
+    page.get_by_text("not a CSV or Parquet file").first.wait_for(timeout=60_000)
+    assert page.get_by_text("Traceback").count() == 0
+    shot(page, "1_data_bad_upload")
+    page.close()
