@@ -17,11 +17,17 @@ def navigate(steps) -> None:
     """
     from ui.state import step_status
 
+    from ui.state import autosave
+
     st.session_state[_ROUTED] = True
     status = step_status()
     pages = [st.Page(path, title=title, icon=STATUS_ICONS[status[Path(path).stem.split("_", 1)[1]]], default=i == 0)
              for i, (path, title) in enumerate(steps)]
-    st.navigation(pages).run()
+    try:
+        st.navigation(pages).run()
+    finally:
+        # also when a page stops early or reruns: every choice of an open scenario is kept
+        autosave()
 
 
 def page_setup() -> None:
@@ -34,6 +40,9 @@ def page_setup() -> None:
     mode and reruns through ``app.py``.
     """
     if st.session_state.get(_ROUTED):
+        from ui.state import autosave
+
+        autosave()  # what the previous run changed, for runs that bypass navigate()
         return
     from streamlit.runtime.pages_manager import PagesManager
 

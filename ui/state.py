@@ -91,6 +91,31 @@ def save_scenario(workspace, name: str) -> str:
     return record.id
 
 
+def autosave() -> None:
+    """Write the open scenario's mapping and choices to the workspace when they changed.
+
+    Saved scenarios therefore survive reloads and server restarts with every later choice
+    (diagnostics settings, fitted models, budget, policies), not only what was there when the
+    user pressed *Save scenario*.  Unsaved work (no scenario open) stays in this session only.
+    """
+    cur = current()
+    if not cur.scenario_id or cur.dataset_id is None:
+        return
+    import json
+
+    config = {**cur.config, "mapping": cur.mapping, "source": cur.source, "dataset_name": cur.dataset_name}
+    snapshot = json.dumps(config, sort_keys=True, default=str)
+    if st.session_state.get("_saved_snapshot") == snapshot:
+        return
+    from ui import cached
+
+    try:
+        cached.workspace().save_scenario(cur.scenario_name or "scenario", cur.dataset_id, config, cur.scenario_id)
+    except UserError:
+        return  # e.g. the scenario was deleted from another session: keep working unsaved
+    st.session_state["_saved_snapshot"] = snapshot
+
+
 def restore_from_url(workspace) -> str | None:
     """Open the scenario named in the URL when this session has not opened it yet.
 

@@ -142,6 +142,13 @@ def test_sessions_are_isolated_and_a_reload_keeps_the_saved_scenario(server, bro
     first.locator('[data-testid="stSelectbox"]', has_text="Sample").first.locator("input").click()
     first.get_by_role("option", name="Hillstrom e-mail experiment").click()
     first.get_by_text("64,000 customers, 3 arms").first.wait_for(timeout=120_000)
+    # map a column: the value outcome becomes `visit`
+    first.locator('[data-testid="stSelectbox"]', has_text="Value outcome").first.locator("input").click()
+    first.get_by_role("option", name="visit", exact=True).click()
+    value_input = first.get_by_role("combobox", name="Value outcome")
+    first.wait_for_function("() => document.querySelector('input[aria-label=\"Value outcome\"]').value === 'visit'",
+                            timeout=60_000)
+    assert value_input.input_value() == "visit"
 
     second = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     second.goto(server)
@@ -154,7 +161,12 @@ def test_sessions_are_isolated_and_a_reload_keeps_the_saved_scenario(server, bro
     first.wait_for_function("() => window.location.search.includes('scenario=')", timeout=30_000)
     first.reload()
     first.get_by_text("64,000 customers, 3 arms").first.wait_for(timeout=120_000)
+    assert first.get_by_role("combobox", name="Value outcome").input_value() == "visit", "the mapping came back"
     shot(first, "1_data_reopened")
+    # another page, reloaded with the scenario in its URL, still works on the saved scenario
+    scenario = first.evaluate("() => new URLSearchParams(window.location.search).get('scenario')")
+    first.goto(f"{server}/diagnostics?scenario={scenario}")
+    first.get_by_text("Arm counts fit the intended split").first.wait_for(timeout=120_000)
     first.context.close()
     second.context.close()
 
