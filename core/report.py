@@ -57,11 +57,8 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     workspace : core.workspace.Workspace, optional
         Needed to load recorded models.
     """
-    from .diagnostics import balance_light, overlap_light, srm_light
-    from .diagnostics.balance import balance
-    from .diagnostics.overlap import estimate_propensities, overlap
-    from .diagnostics.readout import readout
-    from .diagnostics.srm import propensity_consistency, srm
+    from .diagnostics import run_diagnostics
+    from .diagnostics.overlap import estimate_propensities
 
     if "mapping" not in config:
         raise UserError("the scenario has no column mapping; open it on the Data page and save it first")
@@ -77,18 +74,9 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     body.append("<h2>Data</h2>" + _table(summary) + figure(charts.arm_summary_figure(summary)))
 
     sections.append("diagnostics")
-    settings = {"split_mode": "propensity" if log.columns.propensity else "equal", "alpha": 0.001, "clip": 0.01,
-                **config.get("diagnostics", {})}
-    srm_result = srm(log.frame, log.columns.action, control=log.control, weights=settings.get("weights"),
-                     alpha=settings["alpha"], by=settings.get("by"), time=log.columns.time)
-    check = (propensity_consistency(log.action, log.propensity, log.labels, settings["alpha"])
-             if log.propensity is not None and settings.get("split_mode") == "propensity" else None)
-    estimated = None if log.propensity is not None else estimate_propensities(log)
-    overlap_result = overlap(log, clip=settings["clip"], estimated=estimated)
-    balance_result = balance(log, overlap_result.propensity)
-    lights = [srm_light(srm_result, check), balance_light(balance_result, weighted=log.columns.propensity is not None),
-              overlap_light(overlap_result)]
-    ro = readout(log, cuped=settings.get("cuped"))
+    settings = {"split_mode": "propensity" if log.columns.propensity else "equal", **config.get("diagnostics", {})}
+    diagnostics = run_diagnostics(log, settings, None if log.propensity is not None else estimate_propensities(log))
+    overlap_result, lights, ro = diagnostics["overlap"], diagnostics["lights"], diagnostics["readout"]
     body.append("<h2>Diagnostics</h2>" + "".join(
         f"<div class='light {l.status}'><b>{l.name}: {l.status}</b><br>{html.escape(l.message)}</div>" for l in lights))
     body.append("<h3>Average effect of each offer</h3>" + _table(ro.effects.drop(columns=["n_arm", "n_control"], errors="ignore"))

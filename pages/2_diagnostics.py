@@ -3,7 +3,6 @@
 import streamlit as st
 
 from core import charts
-from core.diagnostics import balance_light, overlap_light, srm_light
 from core.errors import UserError
 import ui
 from ui import cached, state
@@ -70,8 +69,7 @@ except UserError as exc:
     show_error(exc)
     st.stop()
 
-lights = [srm_light(result["srm"], result["propensity_check"]), balance_light(result["balance"], weighted=log.columns.propensity is not None),
-          overlap_light(result["overlap"])]
+lights = result["lights"]
 state.record_lights(log.fingerprint, {l.name: l.status for l in lights})
 for column, light in zip(st.columns(3), lights):
     with column:

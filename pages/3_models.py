@@ -63,8 +63,7 @@ if not current:
     st.stop()
 
 models = {k: cached.stored_model(v["model_id"]) for k, v in current.items()}
-readout = cached.diagnostics(cur.dataset_id, cur.mapping, cur.config.get("diagnostics") or
-                             {"split_mode": "equal", "alpha": 0.001, "clip": 0.01}).get("readout")
+readout = cached.diagnostics(cur.dataset_id, cur.mapping, cur.config.get("diagnostics") or {}).get("readout")
 
 st.subheader("Fitted models")
 rows = []

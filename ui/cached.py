@@ -106,24 +106,10 @@ def estimated_propensities(dataset_id: str, mapping: dict, progress=None):
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _diagnostics(dataset_id: str, workspace_path: str, mapping_json: str, settings_json: str, _estimated=None):
-    from core.diagnostics.balance import balance
-    from core.diagnostics.overlap import overlap
-    from core.diagnostics.readout import readout
-    from core.diagnostics.srm import propensity_consistency, srm
+    from core.diagnostics import run_diagnostics
 
-    settings = json.loads(settings_json)
     log = _experiment_log(dataset_id, workspace_path, mapping_json)
-    srm_result = srm(log.frame, log.columns.action, control=log.control, weights=settings.get("weights"),
-                     alpha=settings["alpha"], by=settings.get("by"), time=log.columns.time)
-    check = None
-    if log.propensity is not None and settings.get("split_mode") == "propensity":
-        check = propensity_consistency(log.action, log.propensity, log.labels, settings["alpha"])
-    overlap_result = overlap(log, clip=settings["clip"], estimated=_estimated)
-    balance_result = balance(log, overlap_result.propensity)
-    # the readout weights only by logged propensities: without them the log is read as randomised
-    readout_result = readout(log, cuped=settings.get("cuped"))
-    return {"srm": srm_result, "propensity_check": check, "overlap": overlap_result,
-            "balance": balance_result, "readout": readout_result}
+    return run_diagnostics(log, json.loads(settings_json), estimated=_estimated)
 
 
 def diagnostics(dataset_id: str, mapping: dict, settings: dict, progress=None) -> dict:

@@ -298,8 +298,11 @@ def allocate_exact(candidates: Candidates, budget: float, control: str, caps=Non
     choice = np.full(candidates.n, -1)
     choice[rows[chosen]] = cols[chosen]
     total_value, total_cost = _totals(candidates, choice)
-    bound = _lp_bound(candidates, budget, caps)
-    lam = Frontier(candidates).at(budget)["lambda"] if not caps else float("nan")
+    if caps:
+        bound, lam = _lp_bound_with_caps(candidates, budget, caps), float("nan")
+    else:
+        point = Frontier(candidates).at(budget)
+        bound, lam = point["upper_bound"], point["lambda"]
     return Allocation(candidates.arms, control, choice, total_value, total_cost, max(bound, total_value),
                       f"exact ({solver})", time.perf_counter() - start, budget, lam)
 
@@ -318,9 +321,8 @@ def _undominated(candidates: Candidates) -> np.ndarray:
     return out
 
 
-def _lp_bound(candidates: Candidates, budget: float, caps: dict) -> float:
-    if not caps:
-        return Frontier(candidates).at(budget)["upper_bound"]
+def _lp_bound_with_caps(candidates: Candidates, budget: float, caps: dict) -> float:
+    """The LP relaxation's value with caps (without caps the frontier gives it directly)."""
     import pulp
 
     rows, cols = np.nonzero(candidates.mask)

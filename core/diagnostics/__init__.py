@@ -69,3 +69,33 @@ def overlap_light(overlap_result, min_ess_ratio: float = 0.3) -> Light:
         return Light("Overlap", AMBER, f"{share:.2%} of rows below the clip {overlap_result.clip:g}; smallest ESS ratio "
                                        f"{ratios[worst]:.0%} ('{worst}', {source} propensities).")
     return Light("Overlap", GREEN, f"No {source} propensity below {overlap_result.clip:g}; smallest ESS ratio {ratios[worst]:.0%} ('{worst}').")
+
+
+DEFAULT_SETTINGS = {"split_mode": "equal", "alpha": 0.001, "clip": 0.01}
+
+
+def run_diagnostics(log, settings: dict, estimated=None) -> dict:
+    """Every diagnostic of ``log`` under the Diagnostics page's ``settings``, and its lights.
+
+    One composition for the page, the report and anyone else: SRM (overall, ``by``, per day),
+    the propensity check when the split is "propensity" and propensities are logged, overlap
+    (logged, or ``estimated`` n × arms), balance (raw and weighted), the readout (weighted only
+    by logged propensities: without them the log is read as randomised) and the three lights.
+    """
+    from .balance import balance
+    from .overlap import overlap
+    from .readout import readout
+    from .srm import propensity_consistency, srm
+
+    settings = {**DEFAULT_SETTINGS, **settings}
+    srm_result = srm(log.frame, log.columns.action, control=log.control, weights=settings.get("weights"),
+                     alpha=settings["alpha"], by=settings.get("by"), time=log.columns.time)
+    check = None
+    if log.propensity is not None and settings.get("split_mode") == "propensity":
+        check = propensity_consistency(log.action, log.propensity, log.labels, settings["alpha"])
+    overlap_result = overlap(log, clip=settings["clip"], estimated=estimated)
+    balance_result = balance(log, overlap_result.propensity)
+    lights = [srm_light(srm_result, check), balance_light(balance_result, weighted=log.columns.propensity is not None),
+              overlap_light(overlap_result)]
+    return {"srm": srm_result, "propensity_check": check, "overlap": overlap_result, "balance": balance_result,
+            "readout": readout(log, cuped=settings.get("cuped")), "lights": lights}

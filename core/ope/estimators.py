@@ -168,8 +168,7 @@ def policy_weights(policy_logged: np.ndarray, propensity: np.ndarray, clip: floa
 
 
 def estimate(y, propensity, policy_logged, q_logged, q_policy, *, estimators=ESTIMATORS, clip: float | None = None,
-             tau: float = np.inf, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
-             paired_stats: np.ndarray | None = None) -> OPEResult:
+             tau: float = np.inf, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> OPEResult:
     """All requested estimators with seeded percentile-bootstrap intervals.
 
     Parameters
@@ -182,9 +181,6 @@ def estimate(y, propensity, policy_logged, q_logged, q_policy, *, estimators=EST
         π(a_i | x_i): the target policy's probability of the logged arm.
     q_logged, q_policy : arrays
         q̂(x_i, a_i) and Σ_a π(a|x_i) q̂(x_i, a).
-    paired_stats : array, optional
-        Row statistics of a reference policy (e.g. no offer): replicates then also hold the
-        difference, for intervals of the increment.
     """
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown:
