@@ -226,21 +226,19 @@ def _write_predictions(ids, predictions, path: str) -> str:
 
 
 def cmd_fit(args: argparse.Namespace) -> dict:
-    from .diagnostics.overlap import estimate_propensities
     from .uplift.learners import UpliftModel
     from .uplift.persist import save_model, write_model_file
     from .workspace import Workspace
 
-    log = load_log(args, require_value=True)
+    candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip()) if args.candidates else None
     model = UpliftModel(learner=args.learner, folds=args.folds, bagging=args.bagging, by_segment=args.by_segment,
-                        seed=args.seed)
+                        seed=args.seed, tuning=args.tuning, engine=args.engine,
+                        **({"candidates": candidates} if candidates is not None else {}))
     model._validate_params()
-    propensity = None
-    if args.learner == "dr" and log.propensity is None:
-        sys.stderr.write("no --propensity given: the DR-learner uses cross-fitted propensity estimates\n")
-        matrix = estimate_propensities(log, folds=args.folds, seed=args.seed)
-        propensity = matrix[np.arange(log.n), [log.labels.index(a) for a in log.action]]
-    model.fit(log, propensity=propensity, progress=_progress_to_stderr())
+    log = load_log(args, require_value=True)
+    model.fit(log, progress=_progress_to_stderr())
+    if model.selection_ is not None:
+        sys.stderr.write(f"chosen: {model.selection_.reason}\n")
     workspace = Workspace()
     model_id = save_model(model, log, workspace)
     out = {**model.report_.to_dict(), "model_id": model_id, "workspace": str(workspace.path)}
@@ -262,7 +260,7 @@ def cmd_predict(args: argparse.Namespace) -> dict:
     id_column = (getattr(model, "id_column_", None))
     ids = frame[id_column].to_numpy() if id_column and id_column in frame.columns else np.arange(len(frame))
     _write_predictions(ids, predictions, args.predictions_out)
-    return {"learner": model.learner, "labels": list(model.labels_), "n_rows": int(len(frame)),
+    return {"learner": model.learner_, "labels": list(model.labels_), "n_rows": int(len(frame)),
             "predictions_path": args.predictions_out}
 
 
@@ -480,7 +478,15 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("fit", help="fit an uplift model: value and cost heads for every offer, cross-fitted")
     add_log_options(p, value_required=True)
-    p.add_argument("--learner", default="x", choices=["s", "t", "x", "dr", "cf"], help="meta-learner (default x)")
+    p.add_argument("--learner", default="auto", choices=["auto", "s", "t", "x", "dr", "cf"],
+                   help="meta-learner; auto (default) fits S, T, X, DR (and, on small logs, the causal forest) and "
+                   "keeps the one with the lowest doubly robust loss on out-of-fold predictions")
+    p.add_argument("--candidates", metavar="L1,L2,...", help="learners auto chooses from (default s,t,x,dr,cf)")
+    p.add_argument("--tuning", default="auto", choices=["auto", "fixed"],
+                   help="auto (default): LightGBM complexity per head and fold from a small search with early "
+                   "stopping; fixed: one regularised setting")
+    p.add_argument("--engine", default="native", choices=["native", "econml"],
+                   help="native (default): binned-once LightGBM engine; econml: EconML's meta-learners (reference)")
     p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
     p.add_argument("--bagging", type=int, default=0, help="bootstrap refits per fold (default 0 = off)")
     p.add_argument("--by-segment", action="store_true", help="one model per value of --segment")

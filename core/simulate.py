@@ -284,3 +284,35 @@ def write_simulation(sim: Simulation, path: str | Path) -> dict:
     truth_path = truth_path_for(path)
     write_table(sim.truth, truth_path)
     return {**sim.to_dict(), "path": str(path), "truth_path": str(truth_path)}
+
+
+def simulate_heterogeneity(n: int, seed: int = 0, strength: str = "strong") -> Simulation:
+    """A two-arm randomised log whose effect is strongly or weakly heterogeneous (known truth).
+
+    ``strong``: Friedman's surface plus a 4×4 chessboard interaction as the baseline and an
+    effect that varies by ±10 with interactions and thresholds, little noise (sd 0.5): flexible
+    trees pay off.
+    ``weak``: a linear baseline, an effect between 0.2 and 0.3, heavy noise (sd 5): only
+    regularised trees avoid fitting noise.  Six features ``x1..x6`` uniform on [0, 1]; arm
+    ``treated`` vs ``control`` with probability ½ each; value ``y``; truth: ``true_tau_value__treated``.
+    """
+    if strength not in ("strong", "weak"):
+        raise UserError(f"strength must be 'strong' or 'weak', got {strength!r}")
+    rng = np.random.default_rng([seed, 11])
+    x = rng.uniform(0, 1, size=(n, 6))
+    treated = rng.uniform(size=n) < 0.5
+    if strength == "strong":
+        checker = np.sign(np.sin(4 * np.pi * x[:, 0]) * np.sin(4 * np.pi * x[:, 1]))  # a 4×4 chessboard
+        mu0 = 10 * np.sin(np.pi * x[:, 0] * x[:, 1]) + 20 * (x[:, 2] - 0.5) ** 2 + 10 * x[:, 3] + 5 * checker * x[:, 4]
+        tau = 8 * ((x[:, 0] > 0.5) & (x[:, 1] > 0.5)) - 4 * x[:, 2] + 6 * np.sin(2 * np.pi * x[:, 3]) + 3 * checker
+        noise = 0.5
+    else:
+        mu0 = 0.5 * x[:, 0]
+        tau = 0.2 + 0.1 * x[:, 1]
+        noise = 5.0
+    y = mu0 + treated * tau + rng.normal(0, noise, n)
+    log = pd.DataFrame(x, columns=[f"x{i}" for i in range(1, 7)])
+    log["arm"] = np.where(treated, "treated", "control")
+    log["y"] = y
+    truth = pd.DataFrame({"true_tau_value__treated": tau, "mu_value__control": mu0})
+    return Simulation(log=log, truth=truth)

@@ -8,13 +8,20 @@ For every non-control arm ``a`` and customer ``x`` the model estimates
 with two heads, never one "net" model.  A constant cost per arm needs no model: its
 ``tau_cost`` is the constant.  Learners (all on LightGBM bases):
 
-- ``s``, ``t``, ``x``: EconML's ``SLearner``, ``TLearner``, ``XLearner`` (multi-action).
+- ``s``, ``t``, ``x``, ``dr``: on the native engine (:mod:`core.uplift.engine`: features binned
+  once, per-head complexity search with early stopping, folds in parallel threads); with
+  ``engine="econml"`` the S/T/X-learners run through EconML's ``SLearner``, ``TLearner``,
+  ``XLearner`` instead (the reference the native X-learner is tested against).
 - ``cf``: EconML's ``CausalForestDML`` with LightGBM nuisances.
-- ``dr``: the DR-learner (Kennedy, 2023) written out here, because the logged propensity of
-  each row must enter its pseudo-outcome and EconML's ``DRLearner`` only takes a propensity
-  *model*.  For arm ``a``: ``ψ = μ_a(x) − μ_0(x) + 1[A=a](Y − μ_a(x))/p − 1[A=0](Y − μ_0(x))/p``
-  where ``p`` is the probability of the row's logged arm (logged, or cross-fitted estimate),
-  clipped at 0.01, and ``μ`` are cross-fitted LightGBM outcome models; ψ is then regressed on x.
+- ``dr``: the DR-learner (Kennedy, 2023), written out because the logged propensity of each
+  row must enter its pseudo-outcome: for arm ``a``,
+  ``ψ = μ_a(x) − μ_0(x) + 1[A=a](Y − μ_a(x))/p − 1[A=0](Y − μ_0(x))/p`` with ``p`` the
+  probability of the row's logged arm (logged, or cross-fitted estimate) clipped at 0.01 and
+  cross-fitted outcome models ``μ``; ψ is then regressed on x.
+- ``auto`` (the default): all of the above in one pass (they share the outcome models) and the
+  one with the lowest doubly robust loss on out-of-fold predictions is kept; near-ties go to
+  the most stable (:mod:`core.evaluation.selection`).  The causal forest is scored only on
+  logs of up to ``AUTO_CF_MAX_ROWS`` rows (it alone would take minutes on larger ones).
 
 Every row's prediction is out-of-fold: K folds stratified by arm; the fold models score the
 held-out fold, and new customers are scored by the average of the K fold models.  Optional
@@ -24,8 +31,9 @@ checks) and optional per-segment models fit one model per lifecycle segment.
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -34,8 +42,12 @@ import pandas as pd
 from ..errors import UserError
 from ..features import lgbm_frame
 
-LEARNERS = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner", "cf": "Causal forest (DML)"}
+LEARNERS = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner", "cf": "Causal forest (DML)",
+            "auto": "Auto (best of S/T/X/DR/CF)"}
 MIN_ROWS_PER_ARM = 50
+AUTO_CANDIDATES = ("s", "t", "x", "dr", "cf")
+AUTO_CF_MAX_ROWS = 2_000
+PROBE_ROWS = 1_000
 DR_CLIP = 0.01
 
 Progress = Callable[[float, str], None]
@@ -232,9 +244,119 @@ class _DREffects:
         return np.column_stack([f.predict(x) for f in self.finals])
 
 
+def _probe_rows(rows: np.ndarray, seed: int) -> np.ndarray:
+    """A fixed sample of customers every fold model scores (fold-to-fold stability)."""
+    rng = np.random.default_rng([seed, 7])
+    return np.sort(rng.choice(rows, size=min(PROBE_ROWS, len(rows)), replace=False))
+
+
+def _tuning_summary(configs: list[str], tuned: bool, fixed: dict | None) -> dict:
+    from .engine import PATIENCE, SEARCH
+
+    if not tuned:
+        keep = ("num_leaves", "learning_rate", "min_child_samples", "reg_lambda", "subsample", "colsample_bytree")
+        return {"mode": "fixed", "chosen": "fixed", "per_fold": configs,
+                "params": {**{k: fixed["regressor"][k] for k in keep if k in fixed["regressor"]},
+                           "n_estimators": fixed["rounds"]}}
+    chosen = max(set(configs), key=lambda c: (configs.count(c), -list(SEARCH).index(c)))
+    return {"mode": "auto", "search": list(SEARCH), "per_fold": configs, "chosen": chosen,
+            "params": {**SEARCH[chosen], "n_estimators": f"early stopping (patience {PATIENCE})"}}
+
+
+def _native_propensity(data, t, train, test, probe_rows, wanted, tuned, seed, fold, bag, bootstrap, fixed, step):
+    """Phase 1 of a training fold: halves, bootstrap weights, the propensity classifiers and
+    their predictions (made here once: phase 2's tasks of the two heads run concurrently)."""
+    from .engine import CLIP, fit_propensity, split_halves
+
+    x = data.x
+    n_arms = int(t.max()) + 1
+    halves = split_halves(train, t, [seed, fold, bag])
+    weight = None
+    if bootstrap:  # a bootstrap refit: multinomial counts of the training rows as weights
+        rng = np.random.default_rng([seed, fold, bag, 1])
+        weight = np.zeros(len(t))
+        weight[train] = rng.multinomial(len(train), np.full(len(train), 1.0 / len(train)))
+    step("propensity")
+    fit, g_cross = None, None
+    if tuned or len(wanted) > 1 or "x" in wanted or "dr" in wanted:
+        fit = fit_propensity(data, t, train, halves, tuned=tuned, seed=seed, cross="dr" in wanted,
+                             fixed_params=fixed and fixed["classifier"], rounds=fixed and fixed["classifier_rounds"])
+        if "dr" in wanted:
+            in_a = np.isin(train, halves[0])
+            g_cross = np.clip(np.column_stack([m.predict_cross(x, train, in_a) for m in fit.models]), CLIP, 1 - CLIP)
+    g_test = fit.predict(x[test]) if fit else np.full((len(test), n_arms - 1), 0.5)
+    g_probe = fit.predict(x[probe_rows]) if fit else None
+    return {"halves": halves, "weight": weight, "propensity": fit, "g_cross": g_cross, "g_test": g_test,
+            "g_probe": g_probe}
+
+
+def _native_head(data, t, y, head, test, wanted, tuned, seed, fixed, probe_rows, fold_state, step):
+    """Phase 2: one head of one training fold, every wanted learner; test-fold predictions."""
+    from .engine import fit_head
+
+    x = data.x
+    g_test = fold_state["g_test"]
+    fit = fit_head(data, y, t, fold_state["halves"], wanted, tuned=tuned, seed=seed, g_cross=fold_state["g_cross"],
+                   fixed_params=fixed and fixed["regressor"], rounds=fixed and fixed["rounds"],
+                   weight=fold_state["weight"], step=lambda text: step(f"{head} head · {text}"))
+    mu = fit.outcomes(x[test])
+    out = {"fit": fit, "q": g_test, "mu": mu, "effects": {name: fit.effects(name, x[test], g_test, mu) for name in wanted},
+           "probe": {}}
+    if head == "value":
+        out["probe"] = {name: fit.effects(name, x[probe_rows], fold_state["g_probe"]) for name in wanted}
+    return out
+
+
+class _Progress:
+    """Progress of a fit: workers count steps, the calling thread reports them (Streamlit's
+    widgets may only be touched from the script's own thread)."""
+
+    def __init__(self, callback: Progress | None, start: float):
+        self.callback = callback
+        self.start = start
+        self.total = 1
+        self.done = 0
+        self.message = ""
+        self.lock = threading.Lock()
+        self.owner = threading.get_ident()
+
+    def plan(self, total: int) -> None:
+        self.total, self.done = max(int(total), 1), 0
+
+    def step(self, message: str) -> None:
+        with self.lock:
+            self.done += 1
+            self.message = message
+        if threading.get_ident() == self.owner:
+            self.report()
+
+    def report(self) -> None:
+        if self.callback is None or self.done == 0:
+            return
+        with self.lock:
+            done, message = min(self.done, self.total), self.message
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / done * (self.total - done)
+        self.callback(done / self.total, f"{message} · about {left:.0f} s left")
+
+    def wait(self, pool, fn, tasks) -> list:
+        """Run ``fn`` over ``tasks`` in ``pool``, reporting progress until all are done."""
+        from concurrent.futures import wait
+
+        if pool is None:  # one worker: run inline
+            return [fn(task) for task in tasks]
+        futures = [pool.submit(fn, task) for task in tasks]
+        pending = futures
+        while pending:
+            _, pending = wait(pending, timeout=0.25)
+            self.report()
+        return [f.result() for f in futures]
+
+
 @dataclass(frozen=True)
 class FitReport:
-    """What one fit did: per head, per segment, per fold and bag, seconds."""
+    """What one fit did: per head, per segment, per fold and bag, seconds; the tuning choice
+    per head and, for ``auto``, the learner selection."""
 
     learner: str
     labels: tuple[str, ...]
@@ -244,10 +366,43 @@ class FitReport:
     folds: int
     bagging: int
     segments: tuple[str, ...]
+    tuning: dict = field(default_factory=dict)
+    selection: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"learner": self.learner, "labels": list(self.labels), "n_rows": self.n_rows, "seconds": self.seconds,
-                "heads": list(self.heads), "folds": self.folds, "bagging": self.bagging, "segments": list(self.segments)}
+        out = {"learner": self.learner, "labels": list(self.labels), "n_rows": self.n_rows, "seconds": self.seconds,
+               "heads": list(self.heads), "folds": self.folds, "bagging": self.bagging, "segments": list(self.segments),
+               "tuning": self.tuning}
+        if self.selection is not None:
+            chosen = next(c for c in self.selection["candidates"] if c["learner"] == self.selection["chosen"])
+            out.update(chosen={"learner": self.selection["chosen"], "params": chosen["params"]},
+                       criterion=self.selection["criterion"], candidates=self.selection["candidates"],
+                       reason=self.selection["reason"], skipped=self.selection["skipped"])
+        return out
+
+
+def _compact(models: dict) -> None:
+    """Drop from native fold models what their learner does not need to predict."""
+    for fold_models in models.values():
+        for bag in fold_models:
+            for m in bag:
+                if isinstance(m, _NativeEffects):
+                    m.head_fit.drop_except(m.learner)
+                    if m.learner != "x":
+                        m.propensity_fit = None
+
+
+class _NativeEffects:
+    """One fold (and bag) of a native-engine learner: ``predict(x)`` gives (n × arms−1) effects."""
+
+    def __init__(self, head_fit, propensity_fit, learner: str):
+        self.head_fit = head_fit
+        self.propensity_fit = propensity_fit
+        self.learner = learner
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        g = self.propensity_fit.predict(x) if self.learner == "x" else None
+        return self.head_fit.effects(self.learner, x, g)
 
 
 class UpliftModel:
@@ -255,30 +410,47 @@ class UpliftModel:
 
     Parameters
     ----------
-    learner : {"s", "t", "x", "dr", "cf"}
+    learner : {"auto", "s", "t", "x", "dr", "cf"}
+        ``auto`` fits every candidate in one pass and keeps the one with the lowest doubly
+        robust loss (:mod:`core.evaluation.selection`).
     folds : int
         Cross-fitting folds (≥ 2).
-    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM base settings.
+    tuning : {"auto", "fixed"}
+        ``auto``: per head and fold, the LightGBM complexity from a small search with early
+        stopping (:mod:`core.uplift.engine`).  ``fixed``: the settings below, no early stopping.
+    n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings of ``fixed``
+        tuning and of the causal forest's nuisance models.
     bagging : int
         Bootstrap refits per fold (0 = none).
     by_segment : bool
         One model per value of the log's segment column.
     seed : int
     n_jobs : int
-        LightGBM threads.
+        Worker threads (folds in parallel, one LightGBM thread each).
+    engine : {"native", "econml"}
+        ``econml`` runs the S/T/X/DR-learners through EconML (the reference; fixed tuning).
+        The causal forest always runs on EconML.
+    candidates : tuple of str
+        The learners ``auto`` chooses from.
+    reuse_bins : bool
+        Native engine: bin the features once (False: every model bins its own rows).
 
     Attributes (after ``fit``)
     --------------------------
     labels_, control_, treatments_, features_, categories_
+    learner_ : str
+        The learner used (the chosen one with ``auto``).
     oof_ : DataFrame
         Out-of-fold ``tau_value__L`` / ``tau_cost__L`` for every row of the training log.
     oof_bags_ : dict head → array (bags × n × arms−1), when bagging.
+    selection_ : core.evaluation.selection.Selection or None
     report_ : FitReport
     """
 
-    def __init__(self, learner: str = "x", folds: int = 5, n_estimators: int = 150, learning_rate: float = 0.035,
+    def __init__(self, learner: str = "auto", folds: int = 5, n_estimators: int = 150, learning_rate: float = 0.035,
                  num_leaves: int = 7, min_child_samples: int = 250, bagging: int = 0, by_segment: bool = False,
-                 seed: int = 0, n_jobs: int = 2):
+                 seed: int = 0, n_jobs: int = 2, tuning: str = "auto", engine: str = "native",
+                 candidates: tuple = AUTO_CANDIDATES, reuse_bins: bool = True):
         self.learner = learner
         self.folds = folds
         self.n_estimators = n_estimators
@@ -289,10 +461,22 @@ class UpliftModel:
         self.by_segment = by_segment
         self.seed = seed
         self.n_jobs = n_jobs
+        self.tuning = tuning
+        self.engine = engine
+        self.candidates = candidates
+        self.reuse_bins = reuse_bins
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("learner", "folds", "n_estimators", "learning_rate", "num_leaves",
-                                              "min_child_samples", "bagging", "by_segment", "seed", "n_jobs")}
+                                              "min_child_samples", "bagging", "by_segment", "seed", "n_jobs", "tuning",
+                                              "engine", "candidates", "reuse_bins")}
+
+    def __setstate__(self, state):  # models saved before tuning/engine existed
+        defaults = {"tuning": "fixed", "engine": "econml", "candidates": AUTO_CANDIDATES, "reuse_bins": True,
+                    "selection_": None}
+        self.__dict__.update({**defaults, **state})
+        if "learner_" not in self.__dict__:
+            self.learner_ = self.learner
 
     def _validate_params(self) -> None:
         if self.learner not in LEARNERS:
@@ -301,10 +485,20 @@ class UpliftModel:
             raise UserError(f"--folds must be a whole number ≥ 2, got {self.folds!r}")
         if not isinstance(self.bagging, (int, np.integer)) or self.bagging < 0:
             raise UserError(f"bagging must be a whole number ≥ 0, got {self.bagging!r}")
+        if self.tuning not in ("auto", "fixed"):
+            raise UserError(f"tuning must be 'auto' or 'fixed', got {self.tuning!r}")
+        if self.engine not in ("native", "econml"):
+            raise UserError(f"engine must be 'native' or 'econml', got {self.engine!r}")
+        bad = [c for c in self.candidates if c not in LEARNERS or c == "auto"]
+        if bad or not self.candidates:
+            raise UserError(f"--candidates {', '.join(map(repr, bad)) or '(none)'}: choose from "
+                            f"{', '.join(k for k in LEARNERS if k != 'auto')}")
+        if self.engine == "econml" and self.learner == "auto":
+            raise UserError("learner 'auto' runs on the native engine; name one learner for the EconML reference")
 
     def _lgbm_params(self, smallest_arm: int) -> dict:
-        # Uplift is a small signal in noisy outcomes: heavily regularised trees.  Leaves of at
-        # least `min_child_samples` rows, but never more than an eighth of the smallest arm.
+        # Fixed tuning: heavily regularised trees.  Leaves of at least `min_child_samples` rows,
+        # but never more than an eighth of the smallest arm.
         leaf = int(min(self.min_child_samples, max(20, smallest_arm // 8)))
         return {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
                 "min_child_samples": leaf, "subsample": 0.8, "subsample_freq": 1,
@@ -320,10 +514,9 @@ class UpliftModel:
         propensity : array, optional
             Probability of each row's logged arm for the DR-learner; defaults to the log's.
         progress : callable(fraction, message), optional
-            Called after every fitted fold with the share done and an estimate of time left.
+            Called as the fit advances with the share done, the step (tuning, fold, head) and
+            an estimate of the time left.
         """
-        from sklearn.model_selection import StratifiedKFold
-
         self._validate_params()
         check_log(log)
         start = time.perf_counter()
@@ -341,60 +534,185 @@ class UpliftModel:
         outcomes = {"value": log.value}
         if self.cost_mode_ == "column":
             outcomes["cost"] = log.cost
-        segments = {"all": np.arange(log.n)}
-        self.segment_column_ = None
-        if self.by_segment:
-            if not log.columns.segment:
-                raise UserError("per-segment models need a segment column; map one (e.g. lifecycle) or turn the option off")
-            self.segment_column_ = log.columns.segment
-            seg = log.frame[self.segment_column_].astype("string").fillna("(missing)").to_numpy()
-            segments = {str(s): np.flatnonzero(seg == s) for s in sorted(pd.unique(seg))}
-            for name, rows in segments.items():
-                counts = np.bincount(t[rows], minlength=len(self.labels_))
-                if counts.min() < MIN_ROWS_PER_ARM:
-                    arm = self.labels_[int(np.argmin(counts))]
-                    raise UserError(f"segment '{name}' has {int(counts.min())} rows of arm '{arm}'; per-segment models need "
-                                    f"at least {MIN_ROWS_PER_ARM} per arm in every segment")
-
-        smallest_arm = int(np.bincount(t, minlength=len(self.labels_)).min()) * (self.folds - 1) // self.folds
-        factory = _LGBMFactory(self._lgbm_params(smallest_arm // max(len(segments), 1)), self.cat_idx_)
-        n_arms = len(self.labels_)
-        bags = max(self.bagging, 1)
-        total_steps = len(outcomes) * len(segments) * self.folds * bags
-        done = 0
-        oof = {head: np.zeros((log.n, n_arms - 1)) for head in outcomes}
-        oof_bags = {head: np.zeros((bags, log.n, n_arms - 1)) for head in outcomes} if self.bagging else {}
-        self.models_ = {}
-        for head, y in outcomes.items():
-            for seg_name, seg_rows in segments.items():
-                splitter = StratifiedKFold(n_splits=self.folds, shuffle=True, random_state=self.seed)
-                fold_models = []
-                for fold, (train_pos, test_pos) in enumerate(splitter.split(seg_rows, t[seg_rows])):
-                    train, test = seg_rows[train_pos], seg_rows[test_pos]
-                    rng = np.random.default_rng([self.seed, fold, len(fold_models)])
-                    bag_models = []
-                    for b in range(bags):
-                        rows = train if not self.bagging else rng.choice(train, size=len(train), replace=True)
-                        model = _fit_effects(self.learner, factory, x[rows], t[rows], y[rows],
-                                             None if p is None else p[rows], n_arms, self.seed + b)
-                        effects = model.predict(x[test])
-                        if self.bagging:
-                            oof_bags[head][b, test] = effects
-                        oof[head][test] += effects / bags
-                        bag_models.append(model)
-                        done += 1
-                        if progress:
-                            elapsed = time.perf_counter() - start
-                            left = elapsed / done * (total_steps - done)
-                            progress(done / total_steps, f"{head} head · segment {seg_name} · fold {fold + 1}/{self.folds}"
-                                     + (f" · bag {b + 1}/{bags}" if self.bagging else "") + f" · about {left:.0f} s left")
-                    fold_models.append(bag_models)
-                self.models_[(head, seg_name)] = fold_models
-        self.oof_ = self._to_frame(oof, log.n)
-        self.oof_bags_ = oof_bags
+        segments = self._segments(log, t)
+        tracker = _Progress(progress, start)
+        native = self.engine == "native" and self.learner != "cf"
+        if native:
+            result = self._fit_native(x, t, outcomes, p, segments, tracker)
+        else:
+            result = self._fit_econml(self.learner, x, t, outcomes, p, segments, tracker)
+        self.learner_ = result["learner"]
+        self.models_ = result["models"]
+        self.selection_ = result.get("selection")
+        self.oof_ = self._to_frame(result["oof"], log.n)
+        self.oof_bags_ = result["oof_bags"]
         self.report_ = FitReport(self.learner, self.labels_, log.n, time.perf_counter() - start, tuple(outcomes),
-                                 self.folds, self.bagging, tuple(segments))
+                                 self.folds, self.bagging, tuple(segments), result.get("tuning", {}),
+                                 None if self.selection_ is None else self.selection_.to_dict())
         return self
+
+    def _segments(self, log, t) -> dict:
+        self.segment_column_ = None
+        if not self.by_segment:
+            return {"all": np.arange(log.n)}
+        if not log.columns.segment:
+            raise UserError("per-segment models need a segment column; map one (e.g. lifecycle) or turn the option off")
+        self.segment_column_ = log.columns.segment
+        seg = log.frame[self.segment_column_].astype("string").fillna("(missing)").to_numpy()
+        segments = {str(s): np.flatnonzero(seg == s) for s in sorted(pd.unique(seg))}
+        for name, rows in segments.items():
+            counts = np.bincount(t[rows], minlength=len(self.labels_))
+            if counts.min() < MIN_ROWS_PER_ARM:
+                arm = self.labels_[int(np.argmin(counts))]
+                raise UserError(f"segment '{name}' has {int(counts.min())} rows of arm '{arm}'; per-segment models need "
+                                f"at least {MIN_ROWS_PER_ARM} per arm in every segment")
+        return segments
+
+    def _splits(self, segments, t):
+        from sklearn.model_selection import StratifiedKFold
+
+        for seg_name, seg_rows in segments.items():
+            splitter = StratifiedKFold(n_splits=self.folds, shuffle=True, random_state=self.seed)
+            for fold, (train_pos, test_pos) in enumerate(splitter.split(seg_rows, t[seg_rows])):
+                yield seg_name, fold, np.sort(seg_rows[train_pos]), np.sort(seg_rows[test_pos])
+
+    def _fit_econml(self, learner, x, t, outcomes, p, segments, tracker) -> dict:
+        """The EconML path: the causal forest, and the reference S/T/X/DR-learners."""
+        n, n_arms = len(t), len(self.labels_)
+        smallest_arm = int(np.bincount(t, minlength=n_arms).min()) * (self.folds - 1) // self.folds
+        factory = _LGBMFactory(self._lgbm_params(smallest_arm // max(len(segments), 1)), self.cat_idx_)
+        bags = max(self.bagging, 1)
+        tracker.plan(len(outcomes) * len(segments) * self.folds * bags)
+        oof = {head: np.zeros((n, n_arms - 1)) for head in outcomes}
+        oof_bags = {head: np.zeros((bags, n, n_arms - 1)) for head in outcomes} if self.bagging else {}
+        probe = {}
+        models = {}
+        for head, y in outcomes.items():
+            for seg_name, fold, train, test in self._splits(segments, t):
+                rng = np.random.default_rng([self.seed, fold, 0])
+                bag_models = []
+                for b in range(bags):
+                    rows = train if not self.bagging else np.sort(rng.choice(train, size=len(train), replace=True))
+                    model = _fit_effects(learner, factory, x[rows], t[rows], y[rows],
+                                         None if p is None else p[rows], n_arms, self.seed + b)
+                    effects = model.predict(x[test])
+                    if self.bagging:
+                        oof_bags[head][b, test] = effects
+                    oof[head][test] += effects / bags
+                    if head == "value":
+                        probe.setdefault(seg_name, []).append(model.predict(x[_probe_rows(segments[seg_name], self.seed)]))
+                    bag_models.append(model)
+                    tracker.step(f"{LEARNERS[learner]} · {head} head · segment {seg_name} · fold {fold + 1}/{self.folds}"
+                                 + (f" · bag {b + 1}/{bags}" if self.bagging else ""))
+                models.setdefault((head, seg_name), []).append(bag_models)
+        return {"learner": learner, "models": models, "oof": oof, "oof_bags": oof_bags, "probe": probe}
+
+    def _fit_native(self, x, t, outcomes, p, segments, tracker) -> dict:
+        """The native engine: every needed learner in one pass over the folds (threads)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .engine import ENGINE_LEARNERS, Binned, predict_threads
+
+        auto = self.learner == "auto"
+        wanted = [c for c in self.candidates if c in ENGINE_LEARNERS] if auto else [self.learner]
+        n, n_arms = len(t), len(self.labels_)
+        tuned = self.tuning == "auto"
+        data = Binned(x, self.cat_idx_, arm=t if "s" in wanted else None, reuse_bins=self.reuse_bins)
+        fixed = None
+        if not tuned:
+            from lightgbm import LGBMClassifier, LGBMRegressor
+
+            smallest_arm = int(np.bincount(t, minlength=n_arms).min()) * (self.folds - 1) // self.folds
+            sk = {**self._lgbm_params(smallest_arm // max(len(segments), 1)), "n_jobs": 1}
+            fixed = {"regressor": LGBMRegressor(**sk)._process_params(stage="fit"),
+                     "classifier": LGBMClassifier(**{**sk, "n_estimators": min(sk["n_estimators"], 150)})._process_params(stage="fit"),
+                     "rounds": sk["n_estimators"], "classifier_rounds": min(sk["n_estimators"], 150)}
+        bags = max(self.bagging, 1)
+        stages = (1 if tuned else 0) + 1 + sum(s in wanted for s in ("x", "dr", "s"))
+        tracker.plan(len(segments) * self.folds * bags * (1 + len(outcomes) * stages))
+        tasks = [(seg, fold, b, train, test) for seg, fold, train, test in self._splits(segments, t) for b in range(bags)]
+
+        def where(task):
+            seg, fold, b = task[:3]
+            return ((f"segment {seg} · " if seg != "all" else "") + f"fold {fold + 1}/{self.folds}"
+                    + (f" · bag {b + 1}/{bags}" if self.bagging else ""))
+
+        workers = max(int(self.n_jobs), 1)
+
+        def phase1(task):
+            predict_threads(1 if workers > 1 else None)
+            seg, fold, b, train, test = task
+            return _native_propensity(data, t, train, test, _probe_rows(segments[seg], self.seed), wanted, tuned,
+                                      self.seed, fold, b, bool(self.bagging), fixed, lambda text: tracker.step(f"{where(task)} · {text}"))
+
+        def phase2(job):
+            predict_threads(1 if workers > 1 else None)
+            task, head, state = job
+            return _native_head(data, t, outcomes[head], head, task[4], wanted, tuned, self.seed + task[2], fixed,
+                                _probe_rows(segments[task[0]], self.seed), state,
+                                lambda text: tracker.step(f"{where(task)} · {text}"))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pool = pool if workers > 1 else None
+            states = tracker.wait(pool, phase1, tasks)
+            jobs = [(task, head, state) for task, state in zip(tasks, states) for head in outcomes]
+            results = tracker.wait(pool, phase2, jobs)
+        effects = {name: {head: np.zeros((n, n_arms - 1)) for head in outcomes} for name in wanted}
+        oof_bags = {name: {head: np.zeros((bags, n, n_arms - 1)) for head in outcomes} for name in wanted}
+        mu = {head: np.zeros((n, n_arms)) for head in outcomes}
+        q = np.zeros((n, n_arms - 1))
+        probe = {name: {} for name in wanted}
+        models = {name: {} for name in wanted}
+        configs = {head: [] for head in outcomes}
+        for (task, head, state), res in zip(jobs, results):
+            seg, fold, b, train, test = task
+            mu[head][test] += res["mu"] / bags
+            configs[head].append(res["fit"].config)
+            for name in wanted:
+                oof_bags[name][head][b, test] = res["effects"][name]
+                effects[name][head][test] += res["effects"][name] / bags
+                fold_models = models[name].setdefault((head, seg), [])
+                if b == 0:
+                    fold_models.append([])
+                fold_models[-1].append(_NativeEffects(res["fit"], state["propensity"], name))
+            if head == "value":
+                q[test] += res["q"] / bags
+                for name in wanted:
+                    probe[name].setdefault(seg, []).append(res["probe"][name])
+        tuning = {head: _tuning_summary(configs[head], tuned, fixed) for head in outcomes}
+        if not auto:
+            name = wanted[0]
+            _compact(models[name])
+            return {"learner": name, "models": models[name], "oof": effects[name],
+                    "oof_bags": oof_bags[name] if self.bagging else {}, "tuning": tuning}
+        return self._select(x, t, outcomes, p, segments, tracker, effects, oof_bags, mu, q, probe, models, tuning)
+
+    def _select(self, x, t, outcomes, p, segments, tracker, effects, oof_bags, mu, q, probe, models, tuning) -> dict:
+        from ..evaluation import inverse_propensity_weights
+        from ..evaluation.selection import fold_stability, select_learner
+
+        skipped = {}
+        if "cf" in self.candidates:
+            if len(t) <= AUTO_CF_MAX_ROWS:
+                cf = self._fit_econml("cf", x, t, outcomes, p, segments, _Progress(None, time.perf_counter()))
+                effects["cf"], models["cf"] = cf["oof"], cf["models"]
+                oof_bags["cf"] = cf["oof_bags"]
+                probe["cf"] = cf["probe"]
+            else:
+                skipped["cf"] = (f"the causal forest takes about a minute per 50,000 rows and head, so auto scores it only "
+                                 f"on logs of up to {AUTO_CF_MAX_ROWS:,} rows; fit it on its own (learner cf) to compare")
+        stability = {}
+        for name, by_seg in probe.items():
+            values = [v for v in (fold_stability(np.array(folds)) for folds in by_seg.values()) if np.isfinite(v)]
+            stability[name] = float(np.mean(values)) if values else float("nan")
+        params = {name: ({head: info["params"] for head, info in tuning.items()} if name != "cf"
+                         else {"nuisance": self._lgbm_params(len(t))}) for name in effects}
+        selection = select_learner(effects, outcomes, t, mu, q, stability=stability, params=params,
+                                   weights=inverse_propensity_weights(p), skipped=skipped)
+        chosen = selection.chosen
+        _compact(models[chosen])
+        return {"learner": chosen, "models": models[chosen], "oof": effects[chosen],
+                "oof_bags": oof_bags[chosen] if self.bagging else {}, "tuning": tuning, "selection": selection}
 
     def _to_frame(self, effects: dict[str, np.ndarray], n: int) -> pd.DataFrame:
         out = {}
