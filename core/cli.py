@@ -237,6 +237,8 @@ def cmd_fit(args: argparse.Namespace) -> dict:
     model._validate_params()
     log = load_log(args, require_value=True)
     model.fit(log, progress=_progress_to_stderr())
+    for head, info in model.report_.tuning.items():
+        sys.stderr.write(f"tuning: {head} head {info['chosen']} (per fold: {', '.join(info['per_fold'])})\n")
     if model.selection_ is not None:
         sys.stderr.write(f"chosen: {model.selection_.reason}\n")
     workspace = Workspace()

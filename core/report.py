@@ -86,6 +86,7 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     loaded = {}
     if models and workspace is not None:
         from .evaluation import evaluate, recommend
+        from .uplift.learners import model_title
         from .uplift.persist import load_model
 
         sections.append("models")
@@ -94,8 +95,13 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
             loaded[key] = load_model(record["model_id"], workspace)
             rows[key] = evaluate(log, loaded[key].oof_).summary()
         best, why = recommend({k: {**v, "stability": None} for k, v in rows.items()})
-        board = pd.DataFrame([{"model": k, **v, "recommended": k == best} for k, v in rows.items()])
-        body.append(f"<h2>Models</h2><p>Recommended: <b>{html.escape(str(best))}</b> — {html.escape(why)}.</p>" + _table(board))
+        board = pd.DataFrame([{"model": model_title(k, loaded[k]), **v, "recommended": k == best} for k, v in rows.items()])
+        body.append(f"<h2>Models</h2><p>Recommended: <b>{html.escape(model_title(best, loaded[best]))}</b> — "
+                    f"{html.escape(why)}.</p>" + _table(board))
+        for key, model in loaded.items():
+            if getattr(model, "selection_", None) is not None:
+                body.append(f"<p>{html.escape(model_title(key, model))}: {html.escape(model.selection_.reason)}.</p>"
+                            + _table(model.selection_.to_frame()))
 
     allocation = config.get("allocation")
     if allocation and allocation.get("model") in loaded:

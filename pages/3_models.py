@@ -6,7 +6,7 @@ import streamlit as st
 import ui
 from core import charts
 from core.errors import UserError
-from core.uplift.learners import LEARNERS
+from core.uplift.learners import AUTO_CF_MAX_ROWS, LEARNER_CHOICES, LEARNERS, TUNING, model_title, tuning_frame
 from ui import cached, state
 from ui.widgets import require_log, show_error
 
@@ -20,14 +20,22 @@ cur, log = require_log()
 saved = cur.config.get("model_settings", {})
 
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-learners = c1.multiselect("Learners", list(LEARNERS), default=saved.get("learners", ["x"]), format_func=LEARNERS.get,
-                          help="X-learner is the default: strong with unequal arm sizes. Fit several to compare them in step 4.")
+learners = c1.multiselect("Learners", LEARNER_CHOICES, default=saved.get("learners", ["auto"]), format_func=LEARNERS.get,
+                          help="Auto (the default) fits the S-, T-, X- and DR-learners in one pass (and the causal forest "
+                          f"on logs of up to {AUTO_CF_MAX_ROWS:,} rows) and keeps the one with the lowest doubly robust "
+                          "loss on out-of-fold predictions; step 4 explains the criteria. Add others to compare them.")
 folds = c2.slider("Cross-fitting folds", 2, 10, saved.get("folds", 5))
 bagging = c3.number_input("Bootstrap refits per fold", 0, 10, saved.get("bagging", 0),
                           help="0 = off. Refits on resamples give the stability checks of step 4; each costs a full fit.")
 by_segment = c4.toggle("One model per segment", value=saved.get("by_segment", False), disabled=not log.columns.segment,
                        help="Needs a segment column (e.g. lifecycle) with at least 50 customers per offer in every segment.")
-cur.config["model_settings"] = {"learners": learners, "folds": folds, "bagging": int(bagging), "by_segment": by_segment}
+tuning = st.radio("LightGBM complexity", list(TUNING), index=list(TUNING).index(saved.get("tuning", "auto")),
+                  format_func=TUNING.get, horizontal=True,
+                  help="Chosen from the data: per head (value, cost) and fold, three settings from regularised to "
+                  "flexible are tried on half of the training rows and scored on the other half; the number of trees "
+                  "comes from early stopping. The rows a model is evaluated on are never used to choose.")
+cur.config["model_settings"] = {"learners": learners, "folds": folds, "bagging": int(bagging), "by_segment": by_segment,
+                                "tuning": tuning}
 
 cost_note = {"column": f"a model of '{log.columns.cost}'", "constant": "the constant cost per arm (no model needed)"}
 st.caption(f"Value head: a model of '{log.columns.value}'. Cost head: "
@@ -42,7 +50,7 @@ fit = st.button("Fit models", type="primary", disabled=bool(blockers) or not lea
 fitted = dict(cur.config.get("models", {}))
 if fit:
     for learner in learners:
-        params = {"learner": learner, "folds": folds, "bagging": int(bagging), "by_segment": by_segment}
+        params = {"learner": learner, "folds": folds, "bagging": int(bagging), "by_segment": by_segment, "tuning": tuning}
         with st.status(f"Fitting the {LEARNERS[learner]}…", expanded=True) as status:
             bar = st.progress(0.0, text="starting")
             try:
@@ -53,7 +61,8 @@ if fit:
                 show_error(exc)
                 continue
             bar.progress(1.0, text="done")
-            status.update(label=f"{LEARNERS[learner]} fitted in {model.report_.seconds:.1f} s", state="complete", expanded=False)
+            status.update(label=f"{model_title(learner, model)} fitted in {model.report_.seconds:.1f} s", state="complete",
+                          expanded=False)
         fitted[learner] = {"model_id": model_id, "params": params, "fingerprint": log.fingerprint}
     cur.config["models"] = fitted
 
@@ -68,19 +77,35 @@ readout = cached.diagnostics(cur.dataset_id, cur.mapping, cur.config.get("diagno
 st.subheader("Fitted models")
 rows = []
 for key, model in models.items():
-    row = {"learner": LEARNERS[key], "seconds": round(model.report_.seconds, 1), "folds": model.report_.folds,
+    row = {"learner": model_title(key, model), "seconds": round(model.report_.seconds, 1), "folds": model.report_.folds,
            "bagging": model.report_.bagging, "segments": len(model.report_.segments), "model id": current[key]["model_id"]}
+    for head, info in model.report_.tuning.items():
+        row[f"complexity · {head}"] = info["chosen"]
     for arm in model.treatments_:
         row[f"mean τ value · {arm}"] = model.oof_[f"tau_value__{arm}"].mean()
     rows.append(row)
 board = pd.DataFrame(rows)
 st.dataframe(board, hide_index=True)
+for key, model in models.items():
+    if model.selection_ is not None:
+        st.info(f"**Auto chose the {LEARNERS[model.learner_]}.** {model.selection_.reason}.", icon=":material/star:")
+        with st.expander("Every candidate auto scored"):
+            st.dataframe(model.selection_.to_frame(), hide_index=True,
+                         column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                        for c in ("DR loss (relative)", "± SE of the gap to the best")})
+            for learner, why in model.selection_.skipped.items():
+                st.caption(f"{LEARNERS[learner]} not scored: {why}.")
+            st.caption("Step 4 · Evaluation explains the criteria.")
+with st.expander("LightGBM complexity chosen per head and fold"):
+    st.dataframe(tuning_frame(models), hide_index=True)
+    st.caption("regularised: 7 leaves, ≥ 200 customers per leaf, strong L2 · balanced: 15 leaves, ≥ 50 · flexible: "
+               "LightGBM's defaults (31 leaves, ≥ 20). Leaf minimums shrink on small folds. Trees: early stopping.")
 if readout is not None:
     effects = readout.effects.query("outcome == 'value'").set_index("arm")["effect"]
     st.caption("Sanity check: the mean predicted τ value of each offer should sit near the readout's average effect ("
                + ", ".join(f"{a}: {v:.3g}" for a, v in effects.items()) + "). Step 4 ranks the models properly.")
 
-choice = st.selectbox("Show predictions of", list(models), format_func=LEARNERS.get)
+choice = st.selectbox("Show predictions of", list(models), format_func=lambda k: model_title(k, models[k]))
 model = models[choice]
 st.plotly_chart(charts.uplift_distribution_figure(model.oof_, model.treatments_))
 download = model.oof_.copy()

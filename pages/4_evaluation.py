@@ -9,11 +9,33 @@ from core import charts
 from core.errors import UserError
 from core.evaluation import recommend
 from core.evaluation.stability import bag_rank_correlation
-from core.uplift.learners import LEARNERS
+from core.uplift.learners import model_title
 from ui import cached
 from ui.widgets import require_log, require_models, show_error
 
 ui.page_setup()
+
+SELECTION_HELP = """
+Auto scores every candidate on its **out-of-fold** predictions, with criteria that need no true effects.
+
+**Primary: the doubly robust loss.** For offer *k* against no offer, each customer of either arm gets a
+pseudo-outcome from out-of-fold outcome models μ̂ and the out-of-fold probability q̂ of offer *k*
+(among customers of the two arms):
+
+ψ = μ̂ₖ(x) − μ̂₀(x) + 1[offer k]·(Y − μ̂ₖ(x)) / q̂ − 1[no offer]·(Y − μ̂₀(x)) / (1 − q̂)
+
+Its average given x is the true effect whenever μ̂ or q̂ is right (q̂ is, in a randomised test), so
+mean((ψ − τ̂)²) differs between two candidates by exactly the difference of their errors against the truth,
+plus noise. Each head's and offer's loss is divided by that of a constant effect (1 = no better than
+giving everyone the average); the criterion is their mean. **Lower is better.**
+
+**Near-ties: stability.** Candidates within one standard error of the best (paired over customers) are tied;
+the tie goes to the one whose cross-fitting fold models rank the same probe customers most alike (mean
+pairwise Spearman correlation).
+
+**Also shown:** calibration slope and intercept of observed on predicted uplift in
+ten bins (1 and 0 are ideal) and the monotonicity of observed uplift across the bins (1 is ideal).
+"""
 
 st.title("Evaluation")
 st.caption("Ranking (Qini, uplift and cost curves), face value (calibration by bins, for the value and the cost "
@@ -44,27 +66,35 @@ cur.config["recommended_model"] = best
 tab_board, tab_curves, tab_cal, tab_stab = st.tabs(["Leaderboard", "Curves", "Calibration", "Stability"])
 
 with tab_board:
-    board = pd.DataFrame([{"model": LEARNERS[k], "Qini (norm.)": r["qini"], "AUUC (norm.)": r["auuc"], "AUCC": r["aucc"],
+    board = pd.DataFrame([{"model": model_title(k, fitted[k]), "Qini (norm.)": r["qini"], "AUUC (norm.)": r["auuc"], "AUCC": r["aucc"],
                            "calibration slope · value": r["calibration_slope"],
                            "calibration slope · cost": r["calibration_slope_cost"],
                            "monotonicity": r["monotonicity"], "stability": r["stability"],
                            "recommended": k == best} for k, r in rows.items()])
-    st.success(f"Recommended: **{LEARNERS[best]}** — {why}.", icon=":material/star:")
+    st.success(f"Recommended: **{model_title(best, fitted[best])}** — {why}.", icon=":material/star:")
     st.dataframe(board, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
                                                         for c in board.columns if c not in ("model", "recommended")})
     st.caption("Averages over offers. Qini and AUUC: 0 = random, 1 = perfect ranking (scikit-uplift's normalisation). "
                "AUCC: 0.5 = random. Calibration slope: 1 = predicted differences are real to scale. "
                "Stability: rank correlation across bootstrap refits or across an early/late time split.")
-    per_arm = pd.DataFrame([{"model": LEARNERS[k], "offer": arm, **{m: v for m, v in res.to_dict().items()
+    per_arm = pd.DataFrame([{"model": model_title(k, fitted[k]), "offer": arm, **{m: v for m, v in res.to_dict().items()
                                                                     if not isinstance(v, (list, dict))}}
                             for k, r in results.items() for arm, res in r.arms.items()])
     st.download_button("Download per-offer metrics (CSV)", per_arm.to_csv(index=False).encode(), "evaluation.csv", "text/csv")
     for note in {n for r in results.values() for n in r.notes}:
         st.warning(note)
+    for key, model in fitted.items():
+        if model.selection_ is not None:
+            st.markdown(f"**How {model_title(key, model)} was chosen.** {model.selection_.reason}.")
+            st.dataframe(model.selection_.to_frame(), hide_index=True,
+                         column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                        for c in ("DR loss (relative)", "± SE of the gap to the best")})
+    with st.expander("How auto chooses a learner (the criteria)"):
+        st.markdown(SELECTION_HELP)
 
 with tab_curves:
     arm = st.selectbox("Offer", list(log.treatments), key="eval_arm_curves")
-    curves = {LEARNERS[k]: cached.curves(cur.dataset_id, cur.mapping, v["model_id"], arm, n_boot) for k, v in models.items()}
+    curves = {model_title(k, fitted[k]): cached.curves(cur.dataset_id, cur.mapping, v["model_id"], arm, n_boot) for k, v in models.items()}
     st.plotly_chart(charts.ranking_curves_figure({k: c["bands"] for k, c in curves.items()}, "qini",
                                                  f"Qini curve · {arm} vs {log.control} ({n_boot} resamples, 95% bands)"))
     st.plotly_chart(charts.ranking_curves_figure({k: c["bands"] for k, c in curves.items()}, "uplift", "Uplift curve"))
@@ -75,7 +105,7 @@ with tab_curves:
 
 with tab_cal:
     c1, c2 = st.columns(2)
-    model_key = c1.selectbox("Model", list(models), format_func=LEARNERS.get, key="eval_model_cal")
+    model_key = c1.selectbox("Model", list(models), format_func=lambda k: model_title(k, fitted[k]), key="eval_model_cal")
     arm = c2.selectbox("Offer", list(log.treatments), key="eval_arm_cal")
     res = results[model_key].arms[arm]
     left, right = st.columns(2)
@@ -93,12 +123,13 @@ with tab_stab:
         bags = model.oof_bags_.get("value") if model.oof_bags_ else None
         if bags is not None and len(bags) >= 2:
             corr = bag_rank_correlation(bags)
-            st.markdown(f"**{LEARNERS[key]}** — rank correlation across {len(bags)} bootstrap refits: "
+            st.markdown(f"**{model_title(key, model)}** — rank correlation across {len(bags)} bootstrap refits: "
                         + ", ".join(f"{a} {c:.2f}" for a, c in zip(model.treatments_, corr)))
         else:
-            st.markdown(f"**{LEARNERS[key]}** — no bootstrap refits (set them in step 3 to measure this).")
+            st.markdown(f"**{model_title(key, model)}** — no bootstrap refits (set them in step 3 to measure this).")
     if log.columns.time:
-        key = st.selectbox("Time-split check for", list(models), format_func=LEARNERS.get, key="eval_model_time")
+        key = st.selectbox("Time-split check for", list(models), format_func=lambda k: model_title(k, fitted[k]),
+                           key="eval_model_time")
         if st.button("Fit on the early and the late half and compare"):
             params = {**models[key]["params"], "bagging": 0}
             with st.status("Fitting on each half…", expanded=True) as status:

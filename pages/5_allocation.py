@@ -9,7 +9,7 @@ from core import charts
 from core.decision.allocate import AUTO_EXACT_LIMIT, allocate, allocate_fast
 from core.decision.pacing import pacing
 from core.errors import UserError
-from core.uplift.learners import LEARNERS
+from core.uplift.learners import model_title
 from ui import cached
 from ui.widgets import remembered, require_log, require_models, show_error
 
@@ -26,7 +26,8 @@ if not log.has_cost:
 saved = cur.config.get("allocation", {})
 keys = list(models)
 default_model = saved.get("model") or cur.config.get("recommended_model") or keys[0]
-model_key = st.selectbox("Predictions of", keys, format_func=LEARNERS.get, help="The recommended model of step 4 is preselected.",
+model_key = st.selectbox("Predictions of", keys, format_func=lambda k: model_title(k, cached.stored_model(models[k]["model_id"])),
+                         help="The recommended model of step 4 is preselected.",
                          key=remembered(f"alloc_model_{log.fingerprint[:12]}", default_model if default_model in keys else keys[0]))
 model_id = models[model_key]["model_id"]
 

@@ -44,6 +44,8 @@ from ..features import lgbm_frame
 
 LEARNERS = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner", "cf": "Causal forest (DML)",
             "auto": "Auto (best of S/T/X/DR/CF)"}
+LEARNER_CHOICES = ["auto", "x", "t", "s", "dr", "cf"]  # the order the app offers them in
+TUNING = {"auto": "Chosen from the data", "fixed": "One fixed, regularised setting"}
 MIN_ROWS_PER_ARM = 50
 AUTO_CANDIDATES = ("s", "t", "x", "dr", "cf")
 AUTO_CF_MAX_ROWS = 2_000
@@ -51,6 +53,23 @@ PROBE_ROWS = 1_000
 DR_CLIP = 0.01
 
 Progress = Callable[[float, str], None]
+
+
+def model_title(key: str, model=None) -> str:
+    """A fitted model's name for people: "Auto → X-learner" for auto, else the learner's name."""
+    if key == "auto" and model is not None and getattr(model, "learner_", "auto") != "auto":
+        return f"Auto → {LEARNERS[model.learner_]}"
+    return LEARNERS.get(key, key)
+
+
+def tuning_frame(models: dict) -> pd.DataFrame:
+    """One row per fitted model, head and fold: the LightGBM complexity used."""
+    rows = []
+    for key, model in models.items():
+        for head, info in getattr(model.report_, "tuning", {}).items():
+            for fold, config in enumerate(info.get("per_fold", []), start=1):
+                rows.append({"model": model_title(key, model), "head": head, "fold": fold, "complexity": config})
+    return pd.DataFrame(rows, columns=["model", "head", "fold", "complexity"])
 
 
 def tau_columns(labels, control) -> list[str]:

@@ -280,9 +280,51 @@ def test_predict_refuses_a_model_from_elsewhere(fitted_files, tmp_path):
     assert proc.returncode == 2 and "refusing to load it" in proc.stderr
 
 
+def test_fit_auto_reports_the_choice_and_the_saved_model_predicts_with_it(fitted_files, tmp_path):
+    """`--learner auto` (the default) prints the chosen learner, its settings, every candidate's
+    criterion value; the model file then predicts with exactly that learner and configuration."""
+    from core.uplift.persist import read_model_file
+    from core.workspace import Workspace
+
+    folder, data, _, run = fitted_files
+    proc = run("fit", "--data", data, *SIM_OPTIONS, "--folds", 2, "--model-out", tmp_path / "auto.bin",
+               "--predictions-out", tmp_path / "auto.csv")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["learner"] == "auto" and result["criterion"] == "dr_loss"
+    chosen = result["chosen"]["learner"]
+    scores = {c["learner"]: c["score"] for c in result["candidates"]}
+    assert set(scores) == {"s", "t", "x", "dr"} and chosen in scores
+    assert "cf" in result["skipped"], "the causal forest is skipped above its row limit, with the reason"
+    best = min(scores.values())
+    chosen_row = next(c for c in result["candidates"] if c["learner"] == chosen)
+    assert scores[chosen] == best or chosen_row["gap_se"] <= 1.0, "the best, or a near-tie broken by stability"
+    assert set(result["chosen"]["params"]) == {"value", "cost"}
+    assert result["chosen"]["params"]["value"]["num_leaves"] in (7, 15, 31)
+    assert result["tuning"]["value"]["chosen"] in ("regularised", "balanced", "flexible")
+    assert f"chosen: " in proc.stderr and "tuning" in proc.stderr
+
+    env_ws = Workspace(folder / "ws.duckdb")
+    model = read_model_file(tmp_path / "auto.bin", env_ws)
+    assert model.learner == "auto" and model.learner_ == chosen
+    fold_models = [m for bag in model.models_[("value", "all")] for m in bag]
+    assert {m.learner for m in fold_models} == {chosen}
+    assert [m.head_fit.config for m in fold_models] == result["tuning"]["value"]["per_fold"]
+    oof = pd.read_csv(tmp_path / "auto.csv")
+    np.testing.assert_allclose(oof.drop(columns="id").to_numpy(), model.oof_.to_numpy(), rtol=1e-6)
+    predicted = run("predict", "--model", tmp_path / "auto.bin", "--data", data, "--predictions-out", tmp_path / "p.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["learner"] == chosen
+    frame = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_allclose(frame.drop(columns="id").to_numpy(),
+                               model.predict(pd.read_parquet(data)).to_numpy(), rtol=1e-6)
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--learner", "rf"], r"argument --learner: invalid choice: 'rf'"),
     (["--folds", "1"], r"--folds must be a whole number ≥ 2, got 1"),
+    (["--candidates", "x,forest"], r"--candidates 'forest': choose from s, t, x, dr, cf"),
+    (["--tuning", "grid"], r"argument --tuning: invalid choice: 'grid'"),
 ])
 def test_fit_bad_options_exit_2(capsys, extra, message):
     import re

@@ -37,3 +37,19 @@ def test_calibration_tab_shows_both_heads(evaluated):
     at, _ = evaluated
     table = at.dataframe[-1].value
     assert len(table) == 10 and {"predicted", "observed", "ci_low", "ci_high"} <= set(table.columns)
+
+
+def test_auto_choice_is_explained_with_its_criteria(module_workspace):
+    at = new_app().run()
+    fit_quick_model(at, learners=("auto",)).switch_page("pages/4_evaluation.py").run()
+    assert not at.exception and not at.error
+    board = at.dataframe[0].value
+    [title] = board["model"].tolist()
+    assert title.startswith("Auto → ")
+    text = " ".join(m.value for m in at.markdown)
+    assert f"How {title} was chosen." in text and "doubly robust loss" in text
+    candidates = at.dataframe[1].value
+    assert set(candidates["learner"]) == {"S-learner", "T-learner", "X-learner", "DR-learner"}
+    assert candidates["chosen"].sum() == 1 and candidates.loc[candidates["chosen"], "learner"].iloc[0] == title[7:]
+    assert candidates["DR loss (relative)"].is_monotonic_increasing
+    assert "ψ = μ̂ₖ(x) − μ̂₀(x)" in text and "Lower is better" in text

@@ -50,12 +50,18 @@ def test_red_light_blocks_fitting_until_acknowledged_then_fits(app):
     assert not fit_button(at).disabled and "blocked" not in texts(at.error)
 
     at.slider[0].set_value(2)
+    assert at.multiselect[0].value == ["auto"], "auto is the default learner"
     fit_button(at).click().run()
     assert not at.exception and not at.error, texts(at.error)
     board = at.dataframe[0].value
-    assert board["learner"].tolist() == ["X-learner"] and board["folds"].tolist() == [2]
+    model = at.session_state["current"].config["models"]["auto"]
+    chosen = {"S-learner", "T-learner", "X-learner", "DR-learner"}
+    assert board["learner"].iloc[0].startswith("Auto → ") and board["learner"].iloc[0][7:] in chosen
+    assert board["folds"].tolist() == [2] and board["complexity · value"].iloc[0] in ("regularised", "balanced", "flexible")
+    assert f"Auto chose the {board['learner'].iloc[0][7:]}." in texts(at.info)
+    assert "doubly robust loss" in texts(at.info)
     [record] = Workspace().list_models().to_dict("records")
-    assert record["learner"] == "x" and record["id"] == board["model id"][0]
+    assert record["learner"] == "auto" and record["id"] == board["model id"][0] == model["model_id"]
 
     # A revisit shows the fitted model without fitting again.
     at.switch_page("pages/1_data.py").run()
@@ -73,10 +79,10 @@ def test_later_choices_of_a_saved_scenario_survive_a_reload(app):
     at.switch_page("pages/3_models.py").run()
     at.slider[0].set_value(2)
     fit_button(at).click().run()
-    model_id = at.session_state["current"].config["models"]["x"]["model_id"]
+    model_id = at.session_state["current"].config["models"]["auto"]["model_id"]
     at.run()  # the server saves at the end of every run; AppTest's page-only runs save on the next
     # the workspace holds the fitted model's record in the scenario: a reload finds it
-    assert Workspace().get_scenario(scenario_id).config["models"]["x"]["model_id"] == model_id
+    assert Workspace().get_scenario(scenario_id).config["models"]["auto"]["model_id"] == model_id
     fresh = new_app()
     fresh.query_params["scenario"] = scenario_id
     fresh.run()
