@@ -200,6 +200,18 @@ class Model:
         return out
 
 
+@dataclass
+class Shifted:
+    """A model's predictions plus a constant."""
+
+    model: Model
+    shift: float
+    pair = None
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict(x) + self.shift
+
+
 def fit_model(data: Binned, params: dict, label_of, a_rows, b_rows, *, tuned: bool, rounds: int | None = None,
               first=None, weight_of=None, with_arm: bool = False, cross: bool = False) -> tuple[Model, float]:
     """A :class:`Model` on ``a_rows ∪ b_rows``; ``label_of(rows)`` gives the label of rows.
@@ -275,7 +287,8 @@ class HeadFit:
         """Forget what predicting with ``learner`` does not need: other learners' models and the
         cross-fitting boosters (smaller saved files)."""
         for model in [*(self.mu or []), *(self.dr_models or []), *[m for pair in self.x_models or [] for m in pair]]:
-            model.pair = None
+            if isinstance(model, Model):
+                model.pair = None
         if learner != "x":
             self.x_models = None
         if learner != "dr":
@@ -381,14 +394,21 @@ def fit_head(data: Binned, y: np.ndarray, arm: np.ndarray, halves, learners, *, 
         # the X-learner imputes with the full outcome models, as EconML does: μ₀ never saw a
         # treated row and μₖ never a control row, so no row meets a model that trained on it
         mu_full = {k: mu[k].predict(x[rows]) for k in range(n_arms)}
+        control_y = y[np.union1d(*by_arm[0])]
+        # A constant control outcome (no offer, no cost) makes the control side's imputed effect
+        # μ̂ₖ(x) − c exactly: a noiseless copy of μ̂ₖ that boosting would chase to its ceiling.
+        constant_control = tuned and np.ptp(control_y) == 0
         models = []
         for k in range(1, n_arms):
             d1 = np.zeros(len(y))
             d1[rows] = y[rows] - mu_full[0]
-            d0 = np.zeros(len(y))
-            d0[rows] = mu_full[k] - y[rows]
             tau1, _ = fit_model(data, params, label(d1), *by_arm[k], tuned=tuned, rounds=rounds, weight_of=weight_of)
-            tau0, _ = fit_model(data, params, label(d0), *by_arm[0], tuned=tuned, rounds=rounds, weight_of=weight_of)
+            if constant_control:
+                tau0 = Shifted(mu[k], -float(control_y[0]))
+            else:
+                d0 = np.zeros(len(y))
+                d0[rows] = mu_full[k] - y[rows]
+                tau0, _ = fit_model(data, params, label(d0), *by_arm[0], tuned=tuned, rounds=rounds, weight_of=weight_of)
             models.append((tau0, tau1))
         fit.x_models = models
     if "dr" in learners:
