@@ -216,7 +216,7 @@ def test_hillstrom_default_learner_is_not_below_the_two_model_baseline():
 
     train, test = split()
     y, t = test["visit"].to_numpy(), (test["segment"] == ARM).to_numpy().astype(int)
-    default, base = learner_scores(train, test, "x"), baseline_scores(train, test)
+    default, base = learner_scores(train, test, "auto"), baseline_scores(train, test)
     se = bootstrap_scores(qini_auc_score, y, default, t, n_boot=200, seed=1).std(ddof=1)
     assert qini_auc_score(y, default, t) >= qini_auc_score(y, base, t) - se
 
