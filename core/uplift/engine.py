@@ -61,6 +61,10 @@ MAX_BIN = 255
 # refits on the whole training fold grow this many times the trees early stopping found on half of it
 REFIT_ROUNDS = 1.5
 CLIP = 0.01
+# Large logs: the rows one tree is grown on, and the rows early stopping watches, are capped
+# (random subsamples); fits below these sizes are unaffected.
+ROWS_PER_TREE = 100_000
+VALID_ROWS = 50_000
 
 # The documented search: three complexities, trees set by early stopping.  Minimum leaf sizes
 # shrink on small fits (never more than a tenth of the rows a booster trains on, at least 5).
@@ -152,7 +156,15 @@ def train(data: Binned, params: dict, rows: np.ndarray, label: np.ndarray, *, va
     """
     import lightgbm as lgb
 
-    params = leaf_params(params, len(rows)) if "min_data_in_leaf" in params else dict(params)
+    params = dict(params)
+    n_valid = 0 if valid_rows is None else len(valid_rows)
+    if "min_data_in_leaf" in params:  # tuned settings; the fixed reference runs exactly as EconML would
+        params = leaf_params(params, len(rows))
+        if len(rows) > ROWS_PER_TREE:  # large logs: each tree sees a random subsample (stochastic boosting)
+            params.update(bagging_fraction=ROWS_PER_TREE / len(rows), bagging_freq=1)
+        if n_valid > VALID_ROWS:  # and early stopping watches a fixed random part of the validation rows
+            pick = np.sort(np.random.default_rng([params.get("seed", 0), n_valid]).choice(n_valid, VALID_ROWS, replace=False))
+            valid_rows, valid_label = valid_rows[pick], valid_label[pick]
     train_set = data.dataset(rows, label, weight, with_arm)
     if valid_rows is None:
         return lgb.train(params, train_set, num_boost_round=int(rounds)), float("nan")
@@ -160,7 +172,7 @@ def train(data: Binned, params: dict, rows: np.ndarray, label: np.ndarray, *, va
     booster = lgb.train(params, train_set, num_boost_round=MAX_ROUNDS, valid_sets=[valid_set],
                         callbacks=[lgb.early_stopping(PATIENCE, first_metric_only=True, verbose=False)])
     metric = next(iter(booster.best_score["valid_0"].values()))
-    return booster, float(metric) * len(valid_rows)
+    return booster, float(metric) * n_valid
 
 
 _threads = threading.local()
@@ -393,21 +405,22 @@ def fit_head(data: Binned, y: np.ndarray, arm: np.ndarray, halves, learners, *, 
         step("X-learner stage 2")
         # the X-learner imputes with the full outcome models, as EconML does: μ₀ never saw a
         # treated row and μₖ never a control row, so no row meets a model that trained on it
-        mu_full = {k: mu[k].predict(x[rows]) for k in range(n_arms)}
-        control_y = y[np.union1d(*by_arm[0])]
+        control_rows = np.union1d(*by_arm[0])
+        treated_rows = np.setdiff1d(rows, control_rows, assume_unique=True)
+        control_y = y[control_rows]
         # A constant control outcome (no offer, no cost) makes the control side's imputed effect
         # μ̂ₖ(x) − c exactly: a noiseless copy of μ̂ₖ that boosting would chase to its ceiling.
         constant_control = tuned and np.ptp(control_y) == 0
+        d1 = np.zeros(len(y))  # treated rows: Y − μ̂₀(x)
+        d1[treated_rows] = y[treated_rows] - mu[0].predict(x[treated_rows])
         models = []
         for k in range(1, n_arms):
-            d1 = np.zeros(len(y))
-            d1[rows] = y[rows] - mu_full[0]
             tau1, _ = fit_model(data, params, label(d1), *by_arm[k], tuned=tuned, rounds=rounds, weight_of=weight_of)
             if constant_control:
                 tau0 = Shifted(mu[k], -float(control_y[0]))
             else:
-                d0 = np.zeros(len(y))
-                d0[rows] = mu_full[k] - y[rows]
+                d0 = np.zeros(len(y))  # control rows: μ̂ₖ(x) − Y
+                d0[control_rows] = mu[k].predict(x[control_rows]) - control_y
                 tau0, _ = fit_model(data, params, label(d0), *by_arm[0], tuned=tuned, rounds=rounds, weight_of=weight_of)
             models.append((tau0, tau1))
         fit.x_models = models

@@ -103,3 +103,45 @@ def test_no_test_fold_outcome_reaches_tuning_or_selection(monkeypatch):
     monkeypatch.setattr(UpliftModel, "_splits", leaky)
     cheat_score, _ = run(leak)
     assert cheat_score < clean_score - 0.05, (cheat_score, clean_score)
+
+
+def test_large_fits_grow_trees_on_capped_random_rows(small_log, monkeypatch):
+    """Above ROWS_PER_TREE rows each tree sees that many random rows; early stopping watches at
+    most VALID_ROWS validation rows.  Below the caps nothing changes."""
+    from core.features import lgbm_frame
+    from core.uplift import engine
+    from core.uplift.learners import _numeric_matrix
+
+    x, cats = _numeric_matrix(lgbm_frame(small_log.frame, list(small_log.features))[0])
+    data = engine.Binned(x, cats)
+    rows, y = np.arange(2000), small_log.value
+    params = {**engine._base_params(0), **engine.SEARCH["balanced"]}
+    booster, loss = engine.train(data, params, rows, y[rows], valid_rows=np.arange(2000, 3000), valid_label=y[2000:3000])
+    assert "bagging_fraction" not in booster.params
+    monkeypatch.setattr(engine, "ROWS_PER_TREE", 500)
+    monkeypatch.setattr(engine, "VALID_ROWS", 200)
+    capped, capped_loss = engine.train(data, params, rows, y[rows], valid_rows=np.arange(2000, 3000), valid_label=y[2000:3000])
+    assert capped.params["bagging_fraction"] == pytest.approx(500 / 2000) and capped.params["bagging_freq"] == 1
+    # the loss is a sum over the validation rows: scaled back to all 1,000 of them, comparable
+    assert 0.5 < capped_loss / loss < 2
+
+
+def test_auto_on_a_large_log_chooses_on_a_sample_then_fits_the_choice_on_every_row(monkeypatch):
+    from core.uplift import learners
+
+    monkeypatch.setattr(learners, "AUTO_SELECT_ROWS", 2000)
+    log = ExperimentLog.from_frame(simulate(5000, seed=8).log, ColumnMap(**SIM_MAP))
+    seen = []
+    # without the causal forest: on real logs the sample (100,000 rows) is far above its row limit
+    model = UpliftModel(folds=2, seed=1, candidates=("s", "t", "x", "dr")).fit(log, progress=lambda f, m: seen.append((f, m)))
+    chosen = model.selection_.chosen
+    assert model.learner == "auto" and model.learner_ == chosen and model.report_.learner == "auto"
+    assert "compared on a random 2,000-row sample of the 5,000-row log" in model.selection_.reason
+    assert model.oof_.shape == (5000, 6) and model.oof_.notna().all().all()
+    assert {m.learner for bag in model.models_[("value", "all")] for m in bag} == {chosen}
+    # the full fit is the chosen learner's own fit on every row
+    alone = UpliftModel(learner=chosen, folds=2, seed=1, candidates=("s", "t", "x", "dr")).fit(log)
+    pd.testing.assert_frame_equal(model.oof_, alone.oof_)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert seen[0][1].startswith("choosing on a 2,000-row sample · ")
