@@ -166,13 +166,40 @@ def train(data: Binned, params: dict, rows: np.ndarray, label: np.ndarray, *, va
             pick = np.sort(np.random.default_rng([params.get("seed", 0), n_valid]).choice(n_valid, VALID_ROWS, replace=False))
             valid_rows, valid_label = valid_rows[pick], valid_label[pick]
     train_set = data.dataset(rows, label, weight, with_arm)
-    if valid_rows is None:
-        return lgb.train(params, train_set, num_boost_round=int(rounds)), float("nan")
-    valid_set = data.dataset(valid_rows, valid_label, None, with_arm)
-    booster = lgb.train(params, train_set, num_boost_round=MAX_ROUNDS, valid_sets=[valid_set],
-                        callbacks=[lgb.early_stopping(PATIENCE, first_metric_only=True, verbose=False)])
-    metric = next(iter(booster.best_score["valid_0"].values()))
-    return booster, float(metric) * n_valid
+    valid_set = None if valid_rows is None else data.dataset(valid_rows, valid_label, None, with_arm)
+    booster, best = _boost(data, params, train_set, valid_set, MAX_ROUNDS if valid_set is not None else int(rounds))
+    return booster, best * n_valid if valid_set is not None else float("nan")
+
+
+def _boost(data: Binned, params: dict, train_set, valid_set, rounds: int):
+    """LightGBM's training loop with early stopping (as ``lgb.train`` with ``early_stopping``:
+    stop after :data:`PATIENCE` rounds without a strict improvement of the first metric, keep the
+    best iteration).  Written out because creating a booster reads the shared binned base, which
+    must not happen while another thread builds a subset of it: creation holds the data's lock,
+    the boosting rounds run in parallel.  Returns the booster (training data released, its
+    ``best_iteration`` set when validated) and the best validation metric (mean over rows)."""
+    import lightgbm as lgb
+
+    with data._lock:
+        booster = lgb.Booster(params=params, train_set=train_set)
+        if valid_set is not None:
+            if not data.reuse_bins:  # bin the validation rows with the training rows' bins
+                valid_set.set_reference(train_set)
+            booster.add_valid(valid_set, "valid")
+    best, best_iteration = np.inf, 0
+    for i in range(rounds):
+        booster.update()
+        if valid_set is None:
+            continue
+        value = booster.eval_valid()[0][2]
+        if value < best:
+            best, best_iteration = value, i + 1
+        elif i + 1 - best_iteration >= PATIENCE:
+            break
+    with data._lock:  # a fresh booster from the model text: the datasets can be freed safely
+        booster.model_from_string(booster.model_to_string())
+    booster.best_iteration = best_iteration if valid_set is not None else 0
+    return booster, best
 
 
 _threads = threading.local()
