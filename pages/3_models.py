@@ -88,7 +88,8 @@ board = pd.DataFrame(rows)
 st.dataframe(board, hide_index=True)
 for key, model in models.items():
     if model.selection_ is not None:
-        st.info(f"**Auto chose the {LEARNERS[model.learner_]}.** {model.selection_.reason}.", icon=":material/star:")
+        name = LEARNERS[model.learner_]
+        st.info(f"**Auto chose the {name}:** {model.selection_.reason.removeprefix(name + ': ')}.", icon=":material/star:")
         with st.expander("Every candidate auto scored"):
             st.dataframe(model.selection_.to_frame(), hide_index=True,
                          column_config={c: st.column_config.NumberColumn(format="%.4f")

@@ -45,7 +45,13 @@ probability of arm ``k`` among rows of arms ``{0, k}``):
 
 Threads: LightGBM releases the GIL while it trains, so folds run in a thread pool (one
 LightGBM thread per fit), which on 2 cores beats 2-thread fits run one after another; threads
-rather than processes because OpenMP is not fork-safe and the binned data stay shared.
+rather than processes because OpenMP is not fork-safe and the binned data stay shared.  Building
+a subset and creating a booster read the shared base dataset, so those two steps hold a lock
+(LightGBM crashed without it); the boosting rounds themselves run in parallel.
+
+Large logs: a tree grows on at most ``ROWS_PER_TREE`` random rows of its training set and early
+stopping watches at most ``VALID_ROWS`` rows, so the cost of one round stops growing with the
+log; fits below those sizes are unaffected.
 """
 
 from __future__ import annotations

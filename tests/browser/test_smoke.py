@@ -105,6 +105,7 @@ def test_the_whole_flow_in_a_browser(server, browser, tmp_path):
     page.get_by_role("link", name="3 · Models").click()
     page.get_by_role("button", name="Fit models").click()
     page.get_by_text("Fitted models").first.wait_for(timeout=300_000)
+    page.get_by_text("Auto chose the").first.wait_for(timeout=60_000)  # the default fit names its choice
     shot(page, "3_models")
 
     page.get_by_role("link", name="5 · Allocation").click()

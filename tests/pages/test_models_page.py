@@ -58,7 +58,7 @@ def test_red_light_blocks_fitting_until_acknowledged_then_fits(app):
     chosen = {"S-learner", "T-learner", "X-learner", "DR-learner"}
     assert board["learner"].iloc[0].startswith("Auto → ") and board["learner"].iloc[0][7:] in chosen
     assert board["folds"].tolist() == [2] and board["complexity · value"].iloc[0] in ("regularised", "balanced", "flexible")
-    assert f"Auto chose the {board['learner'].iloc[0][7:]}." in texts(at.info)
+    assert f"Auto chose the {board['learner'].iloc[0][7:]}:**" in texts(at.info)
     assert "doubly robust loss" in texts(at.info)
     [record] = Workspace().list_models().to_dict("records")
     assert record["learner"] == "auto" and record["id"] == board["model id"][0] == model["model_id"]
