@@ -15,19 +15,21 @@ def navigate(steps) -> None:
 
     ``steps`` is a list of (page file, title); each sidebar entry shows the step's status.
     """
-    from ui.state import step_status
-
-    from ui.state import autosave
+    from ui.state import autosave, keep_scenario_in_url, step_status
 
     st.session_state[_ROUTED] = True
     status = step_status()
     pages = [st.Page(path, title=title, icon=STATUS_ICONS[status[Path(path).stem.split("_", 1)[1]]], default=i == 0)
              for i, (path, title) in enumerate(steps)]
+    page = st.navigation(pages)
+    keep_scenario_in_url(before_page=True)
     try:
-        st.navigation(pages).run()
+        page.run()
     finally:
-        # also when a page stops early or reruns: every choice of an open scenario is kept
+        # also when a page stops early or reruns: every choice of an open scenario is kept,
+        # and the URL names it (the page has read a scenario named in the URL first)
         autosave()
+        keep_scenario_in_url()
 
 
 def page_setup() -> None:

@@ -116,6 +116,20 @@ def autosave() -> None:
     st.session_state["_saved_snapshot"] = snapshot
 
 
+def keep_scenario_in_url(before_page: bool = False) -> None:
+    """Put the open scenario back into the URL: moving to another page through the sidebar
+    drops query parameters in the browser, and a reload of that page must still find it.
+
+    The server's copy of the parameters may still hold the scenario the browser dropped, so it
+    is set without comparing.  ``before_page``: the page has not read the URL yet, so a link that
+    names another scenario is left for it to open.
+    """
+    scenario_id = current().scenario_id
+    if not scenario_id or (before_page and st.query_params.get(QUERY_KEY) not in (None, scenario_id)):
+        return
+    st.query_params[QUERY_KEY] = scenario_id
+
+
 def restore_from_url(workspace) -> str | None:
     """Open the scenario named in the URL when this session has not opened it yet.
 

@@ -170,6 +170,14 @@ def test_sessions_are_isolated_and_a_reload_keeps_the_saved_scenario(server, bro
     scenario = first.evaluate("() => new URLSearchParams(window.location.search).get('scenario')")
     first.goto(f"{server}/diagnostics?scenario={scenario}")
     first.get_by_text("Arm counts fit the intended split").first.wait_for(timeout=120_000)
+    # moving on through the sidebar keeps the scenario in the URL, so a reload there keeps it too
+    first.get_by_role("link", name="3 · Models").click()
+    first.get_by_text("Value head: a model of 'visit'").first.wait_for(timeout=120_000)
+    first.wait_for_function(f"() => window.location.pathname.endsWith('/models') && "
+                            f"new URLSearchParams(window.location.search).get('scenario') === '{scenario}'", timeout=60_000)
+    first.reload()
+    first.get_by_text("Value head: a model of 'visit'").first.wait_for(timeout=120_000)
+    assert first.get_by_text("Working on the shipped sample campaign").count() == 0
     first.context.close()
     second.context.close()
 
