@@ -19,6 +19,7 @@ import numpy as np
 from .errors import UserError
 
 EXIT_USER_ERROR = 2
+WEIGHTING_ONLY = {"ips", "snips"}  # OPE estimators that need no reward model
 
 # Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
 PENDING = {
@@ -387,9 +388,14 @@ def cmd_ope(args: argparse.Namespace) -> dict:
     else:
         raise UserError(f"--policy-name '{name}' is not one of treat-all:L, no-offer, logging, random")
     compare.check_policy(log, policy, propensity)
-    sys.stderr.write("fitting the cross-fitted reward model(s)\n")
-    q_value = reward_model(log, log.value, folds=args.folds, seed=args.seed)
-    q_cost = reward_model(log, log.cost, folds=args.folds, seed=args.seed) if log.has_cost and log.columns.cost else None
+    if set(estimators) <= WEIGHTING_ONLY:
+        # IPS and SNIPS use no reward model: zeros stand in for q̂ and change neither estimate
+        q_value = np.zeros((log.n, len(log.labels)))
+        q_cost = np.zeros((log.n, len(log.labels))) if log.has_cost and log.columns.cost else None
+    else:
+        sys.stderr.write("fitting the cross-fitted reward model(s)\n")
+        q_value = reward_model(log, log.value, folds=args.folds, seed=args.seed)
+        q_cost = reward_model(log, log.cost, folds=args.folds, seed=args.seed) if log.has_cost and log.columns.cost else None
     if log.columns.action_cost:
         q_cost = np.tile([log.columns.action_cost_map.get(l, 0.0) for l in log.labels], (log.n, 1))
     result = compare.evaluate_policy(log, policy, propensity, q_value, q_cost, estimators=estimators, clip=args.clip,

@@ -473,6 +473,25 @@ def test_ope_follows_the_contract(fitted_files, capsys):
     assert result["max_weight"] == pytest.approx(w.max())
 
 
+def test_ope_weighting_estimators_alone_fit_no_reward_model(fitted_files, capsys):
+    """IPS and SNIPS need no q̂: asked for alone, no reward model is fitted, and every number
+    (estimates, intervals, increments, ESS) equals the full run's."""
+    folder, data, _, _ = fitted_files
+    common = ["ope", "--data", data, *SIM_OPTIONS, "--policy-name", "treat-all:coupon_20", "--bootstrap", 200, "--seed", 3]
+    code, out, err = call(capsys, *common, "--estimators", "ips,snips")
+    assert code == 0, err
+    assert "reward model" not in err
+    alone = json.loads(out)
+    code, out, err = call(capsys, *common)
+    assert code == 0 and "fitting the cross-fitted reward model" in err
+    full = json.loads(out)
+    assert set(alone["estimates"]) == {"ips", "snips"}
+    for key in ("estimates", "cost_estimates", "increments", "cost_increments"):
+        for name in ("ips", "snips"):
+            assert alone[key][name] == pytest.approx(full[key][name]), (key, name)
+    assert alone["ess"] == pytest.approx(full["ess"])
+
+
 def test_ope_policy_file_and_estimated_propensities(capsys, tmp_path, hillstrom_frame):
     policy = tmp_path / "policy.csv"
     pd.DataFrame({"action": np.where(hillstrom_frame["womens"] == 1, "Womens E-Mail", "Mens E-Mail")}).to_csv(policy, index=False)
