@@ -181,6 +181,8 @@ def cmd_srm(args: argparse.Namespace) -> dict:
     weights = parse_label_floats(args.expected, "--expected") if args.expected else None
     keys = [c for c in dict.fromkeys([args.by, args.time]) if c]
     counts = count_arms(args.data, args.action, keys)
+    if int(counts["n"].sum()) == 0:
+        raise UserError(f"file '{args.data}' has a header but no data rows")
     result = srm_from_counts(counts, control=args.control, weights=weights, alpha=args.alpha, by=args.by, time=args.time)
     out = result.to_dict()
     if args.propensity:

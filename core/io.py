@@ -30,16 +30,21 @@ def _human_size(n_bytes: int) -> str:
     return f"{n_bytes} bytes"
 
 
+def check_file(source: str | os.PathLike) -> int:
+    """The size of a log file that exists and is a file, else a :class:`UserError` naming it."""
+    path = Path(source)
+    if not path.exists():
+        raise UserError(f"file '{path}' does not exist")
+    if path.is_dir():
+        raise UserError(f"'{path}' is a folder; expected a CSV, CSV.GZ or Parquet file")
+    return path.stat().st_size
+
+
 def _load_bytes(source: str | os.PathLike | bytes, name: str, max_bytes: int | None) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         size = len(source)
     else:
-        path = Path(source)
-        if not path.exists():
-            raise UserError(f"file '{path}' does not exist")
-        if path.is_dir():
-            raise UserError(f"'{path}' is a folder; expected a CSV, CSV.GZ or Parquet file")
-        size = path.stat().st_size
+        size = check_file(source)
     if max_bytes is not None and size > max_bytes:
         raise UserError(
             f"file '{name}' is {_human_size(size)}, above the upload limit of "

@@ -333,10 +333,10 @@ def file_columns(source) -> list[str]:
 
     if isinstance(source, pd.DataFrame):
         return [str(c) for c in source.columns]
+    from ..io import check_file
+
     path = Path(source)
-    if not path.exists():
-        raise UserError(f"file '{path}' does not exist")
-    if path.stat().st_size == 0:
+    if check_file(path) == 0:
         raise UserError(f"file '{path}' is empty (0 bytes); expected a CSV, CSV.GZ or Parquet file")
     con = duckdb.connect()
     try:

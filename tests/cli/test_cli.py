@@ -566,3 +566,18 @@ def test_report_bad_inputs(capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     code, _, err = call(capsys, "report", *args)
     assert code == 2 and re.search(message, err), err
+
+
+@pytest.mark.parametrize("command", ["srm", "describe", "overlap", "fit", "evaluate", "ope"])
+def test_a_folder_or_a_header_without_rows_is_named_in_every_command(capsys, tmp_path, command):
+    """Every command that reads a log names the file and what is wrong with it (issue 13, item 17):
+    `srm` counts in DuckDB straight from the file and used to fail as an internal error on a folder."""
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("offer,revenue\n")
+    mapping = ["--action", "offer", "--control", "no_offer", "--value", "revenue"]
+    extra = {"evaluate": ["--score-column", "revenue", "--treatment", "coupon"], "ope": ["--policy-name", "no-offer"]}
+    for data, message in ((tmp_path, f"'{tmp_path}' is a folder; expected a CSV, CSV.GZ or Parquet file"),
+                          (header_only, f"file '{header_only}' has a header but no data rows")):
+        code, out, err = call(capsys, command, "--data", data, *mapping, *extra.get(command, []))
+        assert code == 2 and out == "", err
+        assert err.startswith("error: ") and message in err, err
