@@ -434,6 +434,8 @@ def cmd_report(args: argparse.Namespace) -> dict:
             config = _json.loads(Path(args.config).read_text())
         except FileNotFoundError:
             raise UserError(f"--config '{args.config}' does not exist") from None
+        except OSError as exc:  # a folder, no permission…
+            raise UserError(f"--config '{args.config}' cannot be read: {exc.strerror}") from None
         except ValueError as exc:
             raise UserError(f"--config '{args.config}' is not valid JSON: {exc}") from None
         if "data" not in config or "mapping" not in config:

@@ -49,6 +49,8 @@ def write_model_file(model_id: str, workspace, path: str | Path) -> Path:
 def read_model_file(path: str | Path, workspace):
     """Load a model file, refusing anything this workspace did not write."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"model file '{path}' is a folder; expected a file written by fit --model-out")
     if not path.is_file():
         raise UserError(f"model file '{path}' does not exist")
     raw = path.read_bytes()

@@ -581,3 +581,14 @@ def test_a_folder_or_a_header_without_rows_is_named_in_every_command(capsys, tmp
         code, out, err = call(capsys, command, "--data", data, *mapping, *extra.get(command, []))
         assert code == 2 and out == "", err
         assert err.startswith("error: ") and message in err, err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["report", "--config", "{dir}", "--out", "{dir}/r.html"], "--config '{dir}' cannot be read: Is a directory"),
+    (["predict", "--model", "{dir}", "--data", "{dir}/x.csv", "--predictions-out", "{dir}/p.csv"],
+     "model file '{dir}' is a folder; expected a file written by fit --model-out"),
+    (["allocate", "--scores", "{dir}", "--budget", "10"], "'{dir}' is a folder; expected a CSV, CSV.GZ or Parquet file"),
+])
+def test_other_file_options_name_a_folder(capsys, tmp_path, args, message):
+    code, out, err = call(capsys, *[a.format(dir=tmp_path) for a in args])
+    assert code == 2 and err.startswith("error: ") and message.format(dir=tmp_path) in err, err
