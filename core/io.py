@@ -30,6 +30,22 @@ def _human_size(n_bytes: int) -> str:
     return f"{n_bytes} bytes"
 
 
+def _parser_problem(exc: Exception, sep: str) -> str:
+    """pandas' parser message in the user's words."""
+    import re
+
+    text = str(exc).strip()
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if fields:
+        expected, line, seen = fields.groups()
+        shown = {"\t": "tab"}.get(sep, f"'{sep}'")
+        return (f"line {line} has {seen} values but the header names {expected} column{'s' if expected != '1' else ''} "
+                f"(values separated by {shown}); is it a table at all, or are quotes or the separator off on that line?")
+    if "EOF inside string" in text or "EOF while parsing" in text:
+        return "a quoted value is never closed (an odd number of \" characters); check the quotes"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def check_file(source: str | os.PathLike) -> int:
     """The size of a log file that exists and is a file, else a :class:`UserError` naming it."""
     path = Path(source)
@@ -143,8 +159,7 @@ def read_table(
         try:
             frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=dtype or None, keep_default_na=True)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"file '{name}' could not be parsed as CSV: {first}") from exc
+            raise UserError(f"file '{name}' could not be read as a table: {_parser_problem(exc, sep)}") from exc
     if frame.shape[1] == 0:
         raise UserError(f"file '{name}' has no columns; expected a header row")
     if len(frame) == 0:

@@ -68,7 +68,9 @@ BAD_FILES = [
     ("corrupt parquet", b"PAR1" + b"\x13" * 200, r"looks like Parquet but could not be read"),
     ("header only", b"arm,value\n", r"has a header but no data rows"),
     ("damaged gzip", b"\x1f\x8b\x08\x00garbage", r"damaged gzip"),
-    ("ragged csv", b"a,b\n1,2\n3,4,5,6\n", r"could not be parsed as CSV"),
+    ("ragged csv", b"a,b\n1,2\n3,4,5,6\n",
+     r"could not be read as a table: line 3 has 4 values but the header names 2 columns \(values separated by ','\)"),
+    ("unclosed quote", b'a,b\n1,"2\n3,4\n', r"a quoted value is never closed"),
     ("duplicated header", b"a,a\n1,2\n", r"duplicated column names: a;"),
 ]
 
