@@ -13,11 +13,12 @@ with two heads, never one "net" model.  A constant cost per arm needs no model: 
   ``engine="econml"`` the S/T/X-learners run through EconML's ``SLearner``, ``TLearner``,
   ``XLearner`` instead (the reference the native X-learner is tested against).
 - ``cf``: EconML's ``CausalForestDML`` with LightGBM nuisances.
-- ``dr``: the DR-learner (Kennedy, 2023), written out because the logged propensity of each
-  row must enter its pseudo-outcome: for arm ``a``,
-  ``ψ = μ_a(x) − μ_0(x) + 1[A=a](Y − μ_a(x))/p − 1[A=0](Y − μ_0(x))/p`` with ``p`` the
-  probability of the row's logged arm (logged, or cross-fitted estimate) clipped at 0.01 and
-  cross-fitted outcome models ``μ``; ψ is then regressed on x.
+- ``dr``: the DR-learner (Kennedy, 2023).  Native: over the rows of arm ``a`` and the control,
+  ``ψ = μ_a(x) − μ_0(x) + 1[A=a](Y − μ_a(x))/q − 1[A=0](Y − μ_0(x))/(1 − q)`` with cross-fitted
+  outcome models ``μ`` and ``q`` the cross-fitted probability of ``a`` among those rows (a
+  logged propensity gives only the logged arm's probability, and ``q`` needs both); ψ is then
+  regressed on x.  The EconML-engine reference (``_DREffects``) keeps the earlier form over all
+  rows with the logged propensity of each row's arm.
 - ``auto`` (the default): all of the above in one pass (they share the outcome models) and the
   one with the lowest doubly robust loss on out-of-fold predictions is kept; near-ties go to
   the most stable (:mod:`core.evaluation.selection`).  The causal forest is scored only on
@@ -533,7 +534,8 @@ class UpliftModel:
         ----------
         log : ExperimentLog
         propensity : array, optional
-            Probability of each row's logged arm for the DR-learner; defaults to the log's.
+            Probability of each row's logged arm; defaults to the log's.  Weights the calibration
+            bins of ``auto``'s candidates and the EconML-engine DR-learner.
         progress : callable(fraction, message), optional
             Called as the fit advances with the share done, the step (tuning, fold, head) and
             an estimate of the time left.
