@@ -35,19 +35,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..uplift.engine import dr_pseudo_outcome
 from .calibration import calibration_bins
 
 CRITERION = "dr_loss"
-CLIP = 0.01
 NAMES = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner", "cf": "Causal forest (DML)"}
-
-
-def dr_pseudo_outcome(y, treated, mu_treated, mu_control, q) -> np.ndarray:
-    """ψ for rows of one offer (``treated`` = 1) and the control (0); see the module docstring."""
-    y, treated = np.asarray(y, dtype=float), np.asarray(treated).astype(bool)
-    q = np.clip(np.asarray(q, dtype=float), CLIP, 1 - CLIP)
-    return (mu_treated - mu_control + np.where(treated, (y - mu_treated) / q, 0.0)
-            - np.where(treated, 0.0, (y - mu_control) / (1 - q)))
 
 
 def fold_stability(probe_predictions: np.ndarray) -> float:

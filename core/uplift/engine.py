@@ -251,7 +251,6 @@ class Shifted:
 
     model: Model
     shift: float
-    pair = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.model.predict(x) + self.shift
@@ -468,6 +467,17 @@ def fit_head(data: Binned, y: np.ndarray, arm: np.ndarray, halves, learners, *, 
     return fit
 
 
+def dr_pseudo_outcome(y, treated, mu_treated, mu_control, q) -> np.ndarray:
+    """ψ for rows of one offer (``treated`` true) and the control: ``μ̂ₖ − μ̂₀ + 1[A=k](Y − μ̂ₖ)/q
+    − 1[A=0](Y − μ̂₀)/(1 − q)``, with ``q`` clipped to [:data:`CLIP`, 1 − :data:`CLIP`].
+    The DR-learner's target here, and the selection criterion in
+    :mod:`core.evaluation.selection`."""
+    y, treated = np.asarray(y, dtype=float), np.asarray(treated).astype(bool)
+    q = np.clip(np.asarray(q, dtype=float), CLIP, 1 - CLIP)
+    return (mu_treated - mu_control + np.where(treated, (y - mu_treated) / q, 0.0)
+            - np.where(treated, 0.0, (y - mu_control) / (1 - q)))
+
+
 def _fit_dr(data, y, arm, halves, rows, mu_cross, params, *, tuned, rounds, g_cross, weight_of):
     """DR-learner final stage, per offer k on the training rows of arms {0, k}:
 
@@ -497,10 +507,10 @@ def _fit_dr(data, y, arm, halves, rows, mu_cross, params, *, tuned, rounds, g_cr
     a_rows = arm[rows]
     models = []
     for k in range(1, n_arms):
-        q = np.clip(g_cross[:, k - 1], CLIP, 1 - CLIP)
+        mine = (a_rows == 0) | (a_rows == k)  # the regression below uses only these rows
         psi = np.zeros(len(y))
-        psi[rows] = (mu_hat[:, k] - mu_hat[:, 0] + np.where(a_rows == k, (y[rows] - mu_hat[:, k]) / q, 0.0)
-                     - np.where(a_rows == 0, (y[rows] - mu_hat[:, 0]) / (1 - q), 0.0))
+        psi[rows[mine]] = dr_pseudo_outcome(y[rows[mine]], a_rows[mine] == k, mu_hat[mine, k], mu_hat[mine, 0],
+                                            g_cross[mine, k - 1])
         a_k, b_k = (h[np.isin(arm[h], (0, k))] for h in halves)
         model, _ = fit_model(data, final_params, lambda r, psi=psi: psi[r], a_k, b_k, tuned=tuned, rounds=rounds,
                              weight_of=weight_of)

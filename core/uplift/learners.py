@@ -306,7 +306,7 @@ def _native_propensity(data, t, train, test, probe_rows, wanted, tuned, seed, fo
             in_a = np.isin(train, halves[0])
             g_cross = np.clip(np.column_stack([m.predict_cross(x, train, in_a) for m in fit.models]), CLIP, 1 - CLIP)
     g_test = fit.predict(x[test]) if fit else np.full((len(test), n_arms - 1), 0.5)
-    g_probe = fit.predict(x[probe_rows]) if fit else None
+    g_probe = fit.predict(x[probe_rows]) if fit and len(wanted) > 1 else None
     return {"halves": halves, "weight": weight, "propensity": fit, "g_cross": g_cross, "g_test": g_test,
             "g_probe": g_probe}
 
@@ -324,7 +324,7 @@ def _native_head(data, t, y, head, test, wanted, tuned, seed, fixed, probe_rows,
     mu = fit.outcomes(x[test]) if len(wanted) > 1 or wanted == ["t"] else None
     out = {"fit": fit, "q": g_test, "mu": mu, "effects": {name: fit.effects(name, x[test], g_test, mu) for name in wanted},
            "probe": {}}
-    if head == "value":
+    if head == "value" and len(wanted) > 1:  # fold-to-fold stability, for auto's comparison
         out["probe"] = {name: fit.effects(name, x[probe_rows], fold_state["g_probe"]) for name in wanted}
     return out
 
@@ -632,7 +632,7 @@ class UpliftModel:
             for fold, (train_pos, test_pos) in enumerate(splitter.split(seg_rows, t[seg_rows])):
                 yield seg_name, fold, np.sort(seg_rows[train_pos]), np.sort(seg_rows[test_pos])
 
-    def _fit_econml(self, learner, x, t, outcomes, p, segments, tracker) -> dict:
+    def _fit_econml(self, learner, x, t, outcomes, p, segments, tracker, probe_stability: bool = False) -> dict:
         """The EconML path: the causal forest, and the reference S/T/X/DR-learners."""
         n, n_arms = len(t), len(self.labels_)
         smallest_arm = int(np.bincount(t, minlength=n_arms).min()) * (self.folds - 1) // self.folds
@@ -655,7 +655,7 @@ class UpliftModel:
                     if self.bagging:
                         oof_bags[head][b, test] = effects
                     oof[head][test] += effects / bags
-                    if head == "value":
+                    if head == "value" and probe_stability:
                         probe.setdefault(seg_name, []).append(model.predict(x[_probe_rows(segments[seg_name], self.seed)]))
                     bag_models.append(model)
                     tracker.step(f"{LEARNERS[learner]} · {head} head · segment {seg_name} · fold {fold + 1}/{self.folds}"
@@ -734,8 +734,8 @@ class UpliftModel:
                 fold_models[-1].append(_NativeEffects(res["fit"], state["propensity"], name))
             if head == "value":
                 q[test] += res["q"] / bags
-                for name in wanted:
-                    probe[name].setdefault(seg, []).append(res["probe"][name])
+                for name, predicted in res["probe"].items():
+                    probe[name].setdefault(seg, []).append(predicted)
         tuning = {head: _tuning_summary(configs[head], tuned, fixed) for head in outcomes}
         if not auto:
             name = wanted[0]
@@ -751,7 +751,8 @@ class UpliftModel:
         skipped = {}
         if "cf" in self.candidates:
             if len(t) <= AUTO_CF_MAX_ROWS:
-                cf = self._fit_econml("cf", x, t, outcomes, p, segments, _Progress(None, time.perf_counter()))
+                cf = self._fit_econml("cf", x, t, outcomes, p, segments, _Progress(None, time.perf_counter()),
+                                     probe_stability=True)
                 effects["cf"], models["cf"] = cf["oof"], cf["models"]
                 oof_bags["cf"] = cf["oof_bags"]
                 probe["cf"] = cf["probe"]
