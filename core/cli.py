@@ -207,6 +207,33 @@ def cmd_overlap(args: argparse.Namespace) -> dict:
     return {**result.to_dict(), **bal.to_dict()}
 
 
+def cmd_readout(args: argparse.Namespace) -> dict:
+    """Per offer: the average effect on value (and cost), CPI, and optionally the CUPED effect."""
+    from .diagnostics.readout import readout
+
+    log = load_log(args, require_value=True)
+    plain = readout(log, alpha=args.alpha)
+    adjusted = readout(log, cuped=args.cuped, alpha=args.alpha).to_dict()["arms"] if args.cuped else None
+    out: dict = {}
+    for arm, outcomes in plain.to_dict()["arms"].items():
+        entry: dict = {}
+        for outcome in ("value", "cost"):
+            if outcome not in outcomes:
+                entry[outcome] = None
+                continue
+            entry[outcome] = dict(outcomes[outcome])
+            cuped = None
+            if adjusted is not None:
+                row = adjusted[arm][outcome]
+                cuped = {k: row[k] for k in ("effect", "se", "ci_low", "ci_high")}
+                cuped.update(covariate=args.cuped, variance_reduction=row.get("variance_reduction"))
+            entry[outcome]["cuped"] = cuped
+        cpi = outcomes.get("cpi")
+        entry["cpi"] = None if cpi is None else {k: cpi[k] for k in ("cpi", "se", "ci_low", "ci_high", "defined")}
+        out[arm] = entry
+    return out
+
+
 def _progress_to_stderr(every: float = 0.0999):
     state = {"next": 0.0}
 
@@ -550,6 +577,13 @@ def build_parser() -> ArgumentParser:
     add_json_out(p)
     p.set_defaults(handler=cmd_ope)
 
+    p = sub.add_parser("readout", help="average effect of every offer on value and cost against control, with CPI")
+    add_log_options(p, value_required=True)
+    p.add_argument("--cuped", metavar="COL", help="pre-period covariate for the CUPED-adjusted effect (optional)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence level of the intervals (default 0.05)")
+    add_json_out(p)
+    p.set_defaults(handler=cmd_readout)
+
     p = sub.add_parser("report", help="self-contained HTML report of a saved scenario (opens offline)")
     p.add_argument("--scenario", metavar="ID", help="a scenario saved in the workspace")
     p.add_argument("--config", metavar="JSON", help='instead: {"data": PATH, "mapping": {...}, "allocation": {...}, …}')
@@ -576,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "report", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "report", *PENDING]))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

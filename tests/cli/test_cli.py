@@ -7,11 +7,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from core.cli import PENDING, main
 from tests.conftest import HILLSTROM, ROOT
 
-CONTRACT_COMMANDS = ["simulate", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "report", "monitor"]
+CONTRACT_COMMANDS = ["simulate", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "report", "monitor"]
 
 
 def run_cli(*args):
@@ -531,6 +532,77 @@ def test_ope_policy_file_missing_ids_and_bad_probabilities(fitted_files, capsys,
     pd.DataFrame({"id": ids, "prob__no_offer": 0.5, "prob__coupon_20": 0.3}).to_csv(bad, index=False)
     code, _, err = call(capsys, "ope", "--data", data, *SIM_OPTIONS, "--policy", bad, "--bootstrap", 50)
     assert code == 2 and "probabilities of row 1 sum to 0.8, not 1" in err
+
+
+# --- readout -----------------------------------------------------------------------------------
+
+def _readout_frame(weighted: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    n = 600
+    arm = rng.choice(["none", "coupon", "mail"], n)
+    pre = rng.gamma(2.0, 10.0, n)
+    value = 0.5 * pre + rng.normal(0, 5, n) + np.select([arm == "coupon", arm == "mail"], [3.0, 1.0], 0.0)
+    cost = np.where(arm == "coupon", rng.choice([0.0, 5.0], n), 0.0)
+    p = rng.uniform(0.2, 0.5, n) if weighted else np.full(n, 1 / 3)
+    return pd.DataFrame({"arm": arm, "pre": pre, "value": value, "cost": cost, "p": p})
+
+
+def test_readout_as_in_the_contract_against_a_hand_computation(capsys, tmp_path):
+    frame = _readout_frame(weighted=False)
+    data = tmp_path / "log.csv"
+    frame.to_csv(data, index=False)
+    code, out, err = call(capsys, "readout", "--data", data, "--action", "arm", "--control", "none",
+                          "--value", "value", "--cost", "cost", "--cuped", "pre")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) == {"coupon", "mail"}
+    assert set(result["coupon"]) == {"value", "cost", "cpi"}
+    control = frame[frame["arm"] == "none"]
+    for arm in ("coupon", "mail"):
+        rows = frame[frame["arm"] == arm]
+        value = result[arm]["value"]
+        effect = rows["value"].mean() - control["value"].mean()
+        se = np.sqrt(rows["value"].var() / len(rows) + control["value"].var() / len(control))
+        assert value["effect"] == pytest.approx(effect, rel=1e-10)
+        assert value["se"] == pytest.approx(se, rel=1e-10)
+        z = stats.norm.ppf(0.975)
+        assert value["ci_low"] == pytest.approx(effect - z * se, abs=1e-9)
+        assert value["ci_high"] == pytest.approx(effect + z * se, abs=1e-9)
+        assert value["p_value"] == pytest.approx(2 * stats.norm.sf(abs(effect) / se), rel=1e-9)
+        assert value["control_mean"] == pytest.approx(control["value"].mean())
+        # CUPED: per-arm OLS slope on the pre-period column, centred on its overall mean
+        adjusted = {}
+        for name, group in (("arm", rows), ("control", control)):
+            slope = np.polyfit(group["pre"], group["value"], 1)[0]
+            adjusted[name] = group["value"] - slope * (group["pre"] - frame["pre"].mean())
+        cuped_effect = adjusted["arm"].mean() - adjusted["control"].mean()
+        cuped_se = np.sqrt(adjusted["arm"].var() / len(rows) + adjusted["control"].var() / len(control))
+        assert value["cuped"]["covariate"] == "pre"
+        assert value["cuped"]["effect"] == pytest.approx(cuped_effect, rel=1e-8)
+        assert value["cuped"]["se"] == pytest.approx(cuped_se, rel=1e-8)
+        assert value["cuped"]["se"] < value["se"]
+    coupon = frame[frame["arm"] == "coupon"]
+    dv = coupon["value"].mean() - control["value"].mean()
+    assert result["coupon"]["cpi"]["cpi"] == pytest.approx(coupon["cost"].mean() / dv, rel=1e-10)
+    assert result["mail"]["cpi"]["cpi"] == 0.0
+
+
+def test_readout_weights_by_the_mapped_propensity_and_needs_no_cost(capsys, tmp_path):
+    frame = _readout_frame(weighted=True)
+    data = tmp_path / "log.parquet"
+    frame.to_parquet(data)
+    code, out, err = call(capsys, "readout", "--data", data, "--action", "arm", "--control", "none",
+                          "--value", "value", "--propensity", "p")
+    assert code == 0, err
+    result = json.loads(out)
+    for arm in ("coupon", "mail"):
+        rows = frame[frame["arm"] == arm]
+        assert result[arm]["value"]["arm_mean"] == pytest.approx(np.average(rows["value"], weights=1 / rows["p"]), rel=1e-10)
+        assert result[arm]["cost"] is None and result[arm]["cpi"] is None
+        assert result[arm]["value"]["cuped"] is None
+    code, _, err = call(capsys, "readout", "--data", data, "--action", "arm", "--control", "none", "--value", "value",
+                        "--cuped", "missing")
+    assert code == 2 and "CUPED covariate 'missing' is not in the log" in err
 
 
 # --- report ------------------------------------------------------------------------------------
