@@ -363,12 +363,20 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
 def cmd_allocate(args: argparse.Namespace) -> dict:
     from .decision.allocate import allocate
-    from .decision.policy import candidates_from_scores
+    from .decision.policy import candidates_for_plan, score_arms
     from .io import read_table
 
     scores = read_table(args.scores, name=args.scores)
     caps = {k: v for k, v in parse_label_floats(args.cap, "--cap").items()} if args.cap else None
-    candidates = candidates_from_scores(scores, cpi_max=args.cpi_max)
+    setting: dict = {"cpi_max": args.cpi_max}
+    if args.offer_cost:
+        text = args.offer_cost.strip()
+        try:
+            setting["offer_costs"] = dict.fromkeys(score_arms(scores), float(text))
+        except ValueError:
+            setting["offer_costs"] = parse_label_floats(text, "--offer-cost")
+        setting["cost_basis"] = "per_send"
+    candidates = candidates_for_plan(scores, setting)
     result = allocate(candidates, args.budget, args.control, method=args.method, caps=caps, solver=args.solver)
     out = result.to_dict()
     out["pruned"] = candidates.pruned_counts()
@@ -556,6 +564,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--budget", required=True, type=float, help="total expected incremental cost allowed")
     p.add_argument("--cpi-max", type=float, help="drop offers whose cost per incremental value τc/τv exceeds this")
     p.add_argument("--cap", metavar="L=N,...", help="at most N customers get offer L")
+    p.add_argument("--offer-cost", metavar="L=AMT,...|AMT",
+                   help="a fixed cost per offer sent, replacing the predicted tau_cost (for a log without cost); "
+                   "one number for every offer; --offer-cost 1 makes --budget a number of offers")
     p.add_argument("--method", default="auto", choices=["auto", "exact", "fast"], help="solver (default auto)")
     p.add_argument("--solver", default="cbc", choices=["cbc", "highs"], help="MILP engine for exact (default cbc)")
     p.add_argument("--control", default="control", metavar="LABEL", help="label written for customers with no offer")

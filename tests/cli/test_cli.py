@@ -454,6 +454,33 @@ def test_allocate_needs_cost_columns(capsys, tmp_path):
     assert code == 2 and "the scores lack column(s) tau_cost__a" in err
 
 
+def test_allocate_without_cost_by_offer_count_or_cost_per_send(capsys, tmp_path):
+    """A log without cost gives predictions with empty tau_cost (issue 13, item 1)."""
+    path = tmp_path / "no_cost.csv"
+    pd.DataFrame({"id": [11, 12, 13, 14, 15], "tau_value__a": [0.05, 0.30, -0.1, 0.20, 0.01],
+                  "tau_value__b": [0.10, 0.25, 0.02, 0.01, 0.0], "tau_cost__a": np.nan, "tau_cost__b": np.nan}).to_csv(path, index=False)
+    code, _, err = call(capsys, "allocate", "--scores", path, "--budget", 2)
+    assert code == 2 and "the predictions have no cost for a, b" in err and "cost per offer sent" in err
+    out_csv = tmp_path / "plan.csv"
+    code, out, err = call(capsys, "allocate", "--scores", path, "--budget", 2, "--offer-cost", 1, "--allocation-out", out_csv)
+    assert code == 0, err
+    result = json.loads(out)
+    # at most two offers: the two largest effects (0.30 for 12 with a, 0.20 for 14 with a)
+    plan = pd.read_csv(out_csv).set_index("id")
+    assert list(plan.index[plan["action"] != "control"]) == [12, 14]
+    assert result["total_value"] == pytest.approx(0.50) and result["total_cost"] == pytest.approx(2.0)
+    # money per send: a costs 3, b costs 1; with a budget of 4 the best is 14 → a (0.20) and 12 → b (0.25),
+    # better than 12 → a (0.30) with 11 → b (0.10), or b for four customers (0.38)
+    code, out, err = call(capsys, "allocate", "--scores", path, "--budget", 4, "--offer-cost", "a=3,b=1",
+                          "--allocation-out", out_csv)
+    assert code == 0, err
+    plan = pd.read_csv(out_csv).set_index("id")
+    assert json.loads(out)["total_value"] == pytest.approx(0.45)
+    assert plan.loc[14, "action"] == "a" and plan.loc[12, "action"] == "b" and plan.loc[14, "tau_cost"] == 3.0
+    code, _, err = call(capsys, "allocate", "--scores", path, "--budget", 4, "--offer-cost", "a=3")
+    assert code == 2 and "no cost per offer sent for b" in err
+
+
 # --- ope ----------------------------------------------------------------------------------------
 
 def test_ope_follows_the_contract(fitted_files, capsys):

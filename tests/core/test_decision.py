@@ -1,4 +1,5 @@
 import itertools
+import re
 
 import numpy as np
 import pandas as pd
@@ -174,3 +175,79 @@ def test_pacing_hand_example():
         pacing(100, 0, 2, [{"offer": "x", "outstanding": 1, "redemption_rate": 1.5, "face_value": 5}])
     with pytest.raises(UserError, match=r"days left must be a whole number ≥ 1"):
         pacing(100, 0, 0)
+
+
+# --- logs without a cost, CPI range, empty plans (issue 13, items 1, 3, 11) -----------------------
+
+def test_plan_offer_costs_per_send_and_count():
+    from core.decision.policy import candidates_for_plan, plan_offer_costs
+
+    scores = pd.DataFrame({"tau_value__a": [0.2, 0.1], "tau_value__b": [0.05, 0.3],
+                           "tau_cost__a": np.nan, "tau_cost__b": np.nan})
+    assert plan_offer_costs("count", ["a", "b"]) == {"a": 1.0, "b": 1.0}
+    assert plan_offer_costs("model", ["a"]) is None
+    per_send = candidates_for_plan(scores, {"cost_basis": "per_send", "offer_costs": {"a": 0.15, "b": 2}})
+    np.testing.assert_array_equal(per_send.tau_cost, [[0.15, 2.0], [0.15, 2.0]])
+    # CPI = cost / value: 0.15/0.2 = 0.75 and 0.15/0.1 = 1.5 for a; 40 and 6.67 for b
+    limited = candidates_for_plan(scores, {"cost_basis": "per_send", "offer_costs": {"a": 0.15, "b": 2}, "cpi_max": 1.5})
+    np.testing.assert_array_equal(limited.mask, [[True, False], [True, False]])
+    with pytest.raises(UserError, match=r"the predictions have no cost for a, b \(no cost was mapped"):
+        candidates_for_plan(scores, {})
+    with pytest.raises(UserError, match=r"the cost per offer sent for 'b' must be a number ≥ 0, got -1"):
+        plan_offer_costs("per_send", ["a", "b"], {"a": 1, "b": -1})
+    with pytest.raises(UserError, match=r"cost basis 'euros' is not one of model, per_send, count"):
+        plan_offer_costs("euros", ["a"])
+
+
+def test_count_budget_gives_the_n_largest_effects():
+    from core.decision.policy import candidates_for_plan
+
+    rng = np.random.default_rng(3)
+    scores = pd.DataFrame({"tau_value__a": rng.normal(0.01, 0.02, 500), "tau_cost__a": np.nan})
+    candidates = candidates_for_plan(scores, {"cost_basis": "count"})
+    plan = allocate_fast(candidates, 40, "none", Frontier(candidates))
+    top = np.sort(scores["tau_value__a"].to_numpy())[-40:]
+    assert (plan.choice >= 0).sum() == 40 and plan.total_cost == 40
+    assert plan.total_value == pytest.approx(top.sum())
+
+
+def test_cpi_scale_follows_the_data_not_a_fixed_range():
+    from core.decision.policy import cpi_scale
+
+    # a $0.15 send for a 1% purchase lift: CPI ≈ 15 — far above the old fixed 0–2 slider
+    rng = np.random.default_rng(1)
+    tau_value = rng.uniform(0.005, 0.015, 1000)
+    upper, start = cpi_scale(tau_value, np.full(1000, 0.15))
+    cpi = 0.15 / tau_value
+    assert start == pytest.approx(np.median(cpi))
+    assert upper == 50.0  # 99th percentile ≈ 29.4, rounded up to 1/2/5 × 10^k
+    assert 20 < np.quantile(cpi, 0.99) <= upper
+    small_upper, _ = cpi_scale(np.array([1.0, 2.0, -1.0]), np.array([0.3, 0.3, 5.0]))
+    assert small_upper == 0.5  # CPIs 0.3 and 0.15; the offer that loses value is ignored
+    assert cpi_scale(np.array([-1.0]), np.array([1.0])) == (1.0, 0.5)
+
+
+@pytest.mark.parametrize("tau_value,tau_cost,cpi_max,budget,expected", [
+    ([-0.1, 0.0], [1.0, 1.0], None, 10, r"no offer is predicted to add value"),
+    ([0.01, 0.02], [0.15, 0.15], 2.0, 10, r"the CPI limit 2 removes every offer: the lowest cost per incremental unit of value of any offer is 7\.5"),
+    ([0.01, 0.02], [0.15, 0.30], None, 0.1, r"the budget 0\.1 is below the cheapest worthwhile offer's expected cost 0\.15"),
+])
+def test_empty_plan_is_explained(tau_value, tau_cost, cpi_max, budget, expected):
+    from core.decision.policy import empty_plan_reason
+
+    reason = empty_plan_reason(np.array([tau_value]).T, np.array([tau_cost]).T, cpi_max, budget)
+    assert reason is not None
+    assert re.search(expected, reason), reason
+    candidates = prune(("a",), np.array([tau_value]).T, np.array([tau_cost]).T, cpi_max)
+    assert (allocate_fast(candidates, budget, "none").choice < 0).all()
+
+
+def test_a_plan_that_fits_has_no_empty_reason_and_free_offers_are_counted():
+    from core.decision.policy import empty_plan_reason, free_picks
+
+    tau_value, tau_cost = np.array([[0.5], [0.4], [0.3]]), np.array([[-0.2], [0.0], [1.0]])
+    assert empty_plan_reason(tau_value, tau_cost, None, 0.0) is None  # the free offers fit a budget of 0
+    candidates = prune(("a",), tau_value, tau_cost)
+    plan = allocate_fast(candidates, 0.0, "none")
+    assert list(plan.choice) == [0, 0, -1]  # at budget 0 exactly the two offers with cost ≤ 0
+    assert free_picks(candidates, plan.choice) == 2
