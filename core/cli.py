@@ -394,7 +394,7 @@ def cmd_ope(args: argparse.Namespace) -> dict:
     from .diagnostics.overlap import estimate_propensities
     from .io import read_table
     from .ope import compare
-    from .ope.estimators import ESTIMATORS, reward_model
+    from .ope.estimators import ESTIMATORS, reward_models
 
     log = load_log(args, require_value=True)
     if bool(args.policy) == bool(args.policy_name):
@@ -428,13 +428,10 @@ def cmd_ope(args: argparse.Namespace) -> dict:
     if set(estimators) <= WEIGHTING_ONLY:
         # IPS and SNIPS use no reward model: zeros stand in for q̂ and change neither estimate
         q_value = np.zeros((log.n, len(log.labels)))
-        q_cost = np.zeros((log.n, len(log.labels))) if log.has_cost and log.columns.cost else None
+        q_cost = np.zeros((log.n, len(log.labels))) if log.has_cost else None
     else:
         sys.stderr.write("fitting the cross-fitted reward model(s)\n")
-        q_value = reward_model(log, log.value, folds=args.folds, seed=args.seed)
-        q_cost = reward_model(log, log.cost, folds=args.folds, seed=args.seed) if log.has_cost and log.columns.cost else None
-    if log.columns.action_cost:
-        q_cost = np.tile([log.columns.action_cost_map.get(l, 0.0) for l in log.labels], (log.n, 1))
+        q_value, q_cost = reward_models(log, folds=args.folds, seed=args.seed)
     result = compare.evaluate_policy(log, policy, propensity, q_value, q_cost, estimators=estimators, clip=args.clip,
                                      tau=args.switch_tau, n_boot=args.bootstrap, alpha=args.alpha, seed=args.seed)
     out = {"n": log.n, "ess": result.ess, "max_weight": result.max_weight, "propensity_source": source,

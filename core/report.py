@@ -106,29 +106,30 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     allocation = config.get("allocation")
     if allocation and allocation.get("model") in loaded:
         from .decision.allocate import Frontier, allocate_fast
-        from .decision.policy import candidates_from_scores
+        from .decision.policy import budget_text, candidates_for_plan
 
         sections.append("allocation")
-        candidates = candidates_from_scores(loaded[allocation["model"]].oof_, cpi_max=allocation.get("cpi_max"))
+        candidates = candidates_for_plan(loaded[allocation["model"]].oof_, allocation)
         frontier = Frontier(candidates)
         plan = allocate_fast(candidates, allocation["budget"], log.control, frontier)
         per_offer = plan.to_frame(log.ids, candidates).groupby("action").agg(
             customers=("id", "size"), spend=("tau_cost", "sum"), incremental_value=("tau_value", "sum")).reset_index()
         cpi = f"{allocation['cpi_max']:g}" if allocation.get("cpi_max") is not None else "none"
-        body.append(f"<h2>Allocation</h2><p>Budget {allocation['budget']:,.0f}, CPI limit {cpi}: expected incremental value "
-                    f"<b>{plan.total_value:,.0f}</b> at expected cost <b>{plan.total_cost:,.0f}</b> "
+        spent = (f"<b>{plan.total_cost:,.0f}</b> offers sent" if allocation.get("cost_basis") == "count"
+                 else f"expected cost <b>{plan.total_cost:,.0f}</b>")
+        body.append(f"<h2>Allocation</h2><p>{html.escape(budget_text(allocation)).capitalize()}, CPI limit {cpi}: expected "
+                    f"incremental value <b>{plan.total_value:,.0f}</b> at {spent} "
                     f"(within {plan.gap:.3%} of the LP bound).</p>" + _table(per_offer)
                     + figure(charts.frontier_figure(frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value,
                                                                        "lambda": plan.lam})))
         policies_cfg = config.get("policies")
         if policies_cfg:
             from .ope import compare
-            from .ope.estimators import reward_model
+            from .ope.estimators import reward_models
 
             sections.append("policies")
             propensity = log.propensity if log.propensity is not None else overlap_result.propensity
-            q_value = reward_model(log, log.value)
-            q_cost = reward_model(log, log.cost) if log.columns.cost else None
+            q_value, q_cost = reward_models(log)
             candidates_ = [compare.no_offer(log), compare.from_allocation(log, plan.choice, candidates.arms, "model policy"),
                            *[compare.treat_all(log, a) for a in log.treatments]]
             if log.propensity is not None:

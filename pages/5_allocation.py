@@ -8,6 +8,7 @@ import ui
 from core import charts
 from core.decision.allocate import AUTO_EXACT_LIMIT, allocate, allocate_fast
 from core.decision.pacing import pacing
+from core.decision.policy import cpi_scale, empty_plan_reason, free_picks
 from core.errors import UserError
 from core.uplift.learners import model_title
 from ui import cached
@@ -20,8 +21,6 @@ st.caption("Set a budget and the most you will pay per unit of incremental value
            "most one offer; the plan maximises expected incremental value within the budget.")
 cur, log = require_log()
 models = require_models(log, "Allocation needs a fitted model with value and cost predictions.")
-if not log.has_cost:
-    st.warning("No cost is mapped: every offer looks free. Map a cost column or a constant cost per offer in step 1.")
 
 saved = cur.config.get("allocation", {})
 keys = list(models)
@@ -30,36 +29,99 @@ model_key = st.selectbox("Predictions of", keys, format_func=lambda k: model_tit
                          help="The recommended model of step 4 is preselected.",
                          key=remembered(f"alloc_model_{log.fingerprint[:12]}", default_model if default_model in keys else keys[0]))
 model_id = models[model_key]["model_id"]
+model = cached.stored_model(model_id)
+arms = list(model.treatments_)
 
-use_cpi = st.toggle("Limit the cost per incremental value (CPI)", key=remembered("alloc_use_cpi", saved.get("cpi_max") is not None))
-cpi_max = None
-if use_cpi:
-    cpi_max = st.slider("Highest acceptable CPI (cost per unit of incremental value)", 0.0, 2.0, step=0.01,
-                        key=remembered("alloc_cpi", float(saved.get("cpi_max") or 0.5)),
-                        help="An offer whose predicted τ cost / τ value is above this is never sent.")
+# What an offer costs: the model's cost head, or — for a log without cost — a cost per offer sent or a count budget.
+bases = (["model"] if getattr(model, "cost_mode_", "none") != "none" else []) + ["count", "per_send"]
+basis_names = {"model": "Predicted incremental cost (the model's cost head)", "count": "Number of offers",
+               "per_send": "A fixed cost per offer sent"}
+if "model" not in bases:
+    st.info("This log has no cost, so the model predicts no incremental cost. Budget a **number of offers**, "
+            "or give **a fixed cost per offer sent** and budget money.", icon=":material/info:")
+basis = st.radio("Budget in", bases, format_func=basis_names.get, horizontal=True,
+                 key=remembered(f"alloc_basis_{model_id}", saved.get("cost_basis") if saved.get("cost_basis") in bases else bases[0]),
+                 help="Per send: every customer sent offer a costs its amount whether or not they respond.")
+offer_costs = None
+if basis == "per_send":
+    known = saved.get("offer_costs") or cur.mapping.get("action_cost") or {}
+    cost_table = pd.DataFrame({"offer": arms, "cost per offer sent": [float(known.get(a, 1.0)) for a in arms]})
+    edited_costs = st.data_editor(cost_table, hide_index=True, disabled=["offer"], key=f"offer_costs_{model_id}",
+                                  column_config={"cost per offer sent": st.column_config.NumberColumn(min_value=0.0, format="%.4f")})
+    offer_costs = {str(r["offer"]): float(r["cost per offer sent"]) if pd.notna(r["cost per offer sent"]) else 0.0
+                   for _, r in edited_costs.iterrows()}
+    if not any(offer_costs.values()):
+        st.warning("Every offer costs 0 here, so the budget limits nothing: enter what one offer sent costs.")
+setting = {"cost_basis": basis, "offer_costs": offer_costs}
+counting = basis == "count"
+unit = "offers" if counting else "cost"
+
 try:
-    candidates, frontier = cached.frontier(model_id, cpi_max)
+    everything, _ = cached.frontier(model_id, setting)
 except UserError as exc:
     show_error(exc)
     st.stop()
+cpi_upper, cpi_start = cpi_scale(everything.tau_value, everything.tau_cost)
+cpi_label = ("Most offers per incremental unit of value" if counting
+             else "Highest acceptable CPI (cost per unit of incremental value)")
+use_cpi = st.toggle("Limit the cost per incremental value (CPI)", key=remembered("alloc_use_cpi", saved.get("cpi_max") is not None))
+cpi_max = None
+if use_cpi:
+    cpi_key = f"alloc_cpi_{model_id}_{basis}"
+    cpi_default = saved.get("cpi_max") if saved.get("cpi_max") is not None and saved.get("cost_basis", "model") == basis else cpi_start
+    cpi_max = st.slider(cpi_label, 0.0, cpi_upper, step=cpi_upper / 500,
+                        key=remembered(cpi_key, float(min(cpi_default, cpi_upper)), clamp=(0.0, cpi_upper)),
+                        help=f"An offer whose predicted τ cost / τ value is above this is never sent. The range reaches the "
+                             f"99th percentile of the offers' CPI; their median is {cpi_start:.3g}.")
+setting["cpi_max"] = cpi_max
+candidates, frontier = cached.frontier(model_id, setting)
 
 full = frontier.curve(points=2)["cost"].iloc[-1]
 max_budget = float(np.ceil(max(full, 1.0)))
-budget = st.slider("Budget (expected incremental cost)", 0.0, max_budget, step=float(max(max_budget / 500, 0.01)),
-                   key=remembered("alloc_budget", float(saved.get("budget", round(max_budget * 0.3))), clamp=(0.0, max_budget)),
-                   help=f"Spending {max_budget:,.0f} would give every customer their best worthwhile offer.")
-cur.config["allocation"] = {"model": model_key, "cpi_max": cpi_max, "budget": budget}
+budget_key = f"alloc_budget_{model_id}_{basis}"
+saved_budget = saved.get("budget") if saved.get("cost_basis", "model") == basis else None
+remembered(budget_key, float(saved_budget if saved_budget is not None else round(max_budget * 0.3)), clamp=(0.0, max_budget))
+remembered(budget_key + "_typed", st.session_state[budget_key])
+
+
+def _typed():
+    st.session_state[budget_key] = min(max(float(st.session_state[budget_key + "_typed"]), 0.0), max_budget)
+
+
+def _dragged():
+    st.session_state[budget_key + "_typed"] = st.session_state[budget_key]
+
+
+budget_label = "Budget: at most this many offers" if counting else "Budget (expected incremental cost)"
+full_text = f"{max_budget:,.0f} offers" if counting else f"{max_budget:,.0f}"
+b1, b2 = st.columns([4, 1])
+b1.slider(budget_label, 0.0, max_budget, step=1.0 if counting else float(max(max_budget / 500, 0.01)), key=budget_key,
+          on_change=_dragged, help=f"Spending {full_text} would give every customer their best worthwhile offer.")
+b2.number_input("Type a budget", min_value=0.0, max_value=max_budget, step=1.0 if counting else float(max(round(max_budget / 100), 1)),
+                key=budget_key + "_typed", on_change=_typed, help="The same budget, typed exactly.")
+budget = float(st.session_state[budget_key])
+cur.config["allocation"] = {"model": model_key, "cost_basis": basis, "offer_costs": offer_costs, "cpi_max": cpi_max, "budget": budget}
 
 plan = allocate_fast(candidates, budget, log.control, frontier)
 point = frontier.at(budget)
 st.plotly_chart(charts.frontier_figure(frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam}))
 
+sent = int((plan.choice >= 0).sum())
+if sent == 0:
+    reason = empty_plan_reason(everything.tau_value, everything.tau_cost, cpi_max, budget)
+    st.warning(f"**Nobody gets an offer:** {reason or 'no offer is worth its cost at this budget'}.", icon=":material/block:")
+free = free_picks(candidates, plan.choice)
+if free:
+    st.info(f"{free:,} of the {sent:,} offers have a predicted incremental cost of 0 or below (counted as free), so they "
+            "are in the plan at any budget, including 0.", icon=":material/info:")
+
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Expected incremental value", f"{plan.total_value:,.0f}")
-c2.metric("Expected spend", f"{plan.total_cost:,.0f}", help=f"Budget {budget:,.0f}")
-c3.metric("Customers with an offer", f"{int((plan.choice >= 0).sum()):,}")
+c2.metric("Offers sent" if counting else "Expected spend", f"{plan.total_cost:,.0f}", help=f"Budget {budget:,.0f}")
+c3.metric("Customers with an offer", f"{sent:,}")
 c4.metric("Marginal CPI", f"{1 / plan.lam:.3g}" if plan.lam > 0 else "—",
-          help="Cost per incremental unit of value of the last offer added: what one more unit of budget buys.")
+          help=f"{'Offers' if counting else 'Cost'} per incremental unit of value of the last offer added: what one more "
+               "unit of budget buys.")
 st.caption(f"LP upper bound {point['upper_bound']:,.1f}; this plan is within {plan.gap:.4%} of the best possible.")
 
 frame = plan.to_frame(log.ids, candidates)
@@ -79,7 +141,7 @@ with st.expander("What-if: compare up to three budget / CPI settings"):
         limit = None if pd.isna(row["cpi_max"]) else float(row["cpi_max"])
         if pd.isna(row["budget"]):
             continue
-        option_candidates, option_frontier = cached.frontier(model_id, limit)
+        option_candidates, option_frontier = cached.frontier(model_id, {**setting, "cpi_max": limit})
         option = allocate_fast(option_candidates, float(row["budget"]), log.control, option_frontier)
         compared.append({"setting": f"#{i + 1}", "budget": float(row["budget"]), "CPI limit": limit,
                          "incremental value": option.total_value, "spend": option.total_cost, **option.counts})

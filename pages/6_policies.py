@@ -7,6 +7,7 @@ import streamlit as st
 import ui
 from core import charts
 from core.decision.allocate import allocate_fast
+from core.decision.policy import budget_text
 from core.errors import UserError
 from core.io import read_table
 from core.ope import compare
@@ -66,10 +67,10 @@ for name in chosen:
         elif name == "random":
             policies.append(compare.random_policy(log))
         elif name == "model policy":
-            candidates, frontier = cached.frontier(models[allocation["model"]]["model_id"], allocation.get("cpi_max"))
+            candidates, frontier = cached.frontier(models[allocation["model"]]["model_id"], allocation)
             plan = allocate_fast(candidates, allocation["budget"], log.control, frontier)
             policies.append(compare.from_allocation(log, plan.choice, candidates.arms,
-                                                    f"model policy (budget {allocation['budget']:,.0f})"))
+                                                    f"model policy ({budget_text(allocation)})"))
         elif name == "segment rule":
             segments = sorted(log.frame[log.columns.segment].astype("string").fillna("(missing)").unique())
             rule_table = pd.DataFrame({"segment": segments, "offer": [cur.config.get("segment_rule", {}).get(s, log.control) for s in segments]})

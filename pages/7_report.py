@@ -16,7 +16,8 @@ st.caption("One HTML file with the data summary, the diagnostics, the model lead
 cur, log = require_log()
 steps = [("Diagnostics", True), ("Models", bool(cur.config.get("models"))), ("Allocation", bool(cur.config.get("allocation"))),
          ("Policies", bool(cur.config.get("policies")))]
-st.markdown(" · ".join(f"{'✅' if done else '⬜'} {name}" for name, done in steps))
+st.markdown(" · ".join(f"{':material/check_box:' if done else ':material/check_box_outline_blank:'} {name}"
+                       for name, done in steps))
 if cur.scenario_id:
     st.caption(f"Scenario `{cur.scenario_id}`: the same report comes from `python -m core report --scenario {cur.scenario_id} --out report.html` "
                "once the scenario is saved with these choices (step 1 · Save scenario).")
@@ -30,6 +31,8 @@ if st.button("Build the report", type="primary"):
             show_error(exc)
             st.stop()
     st.session_state["report_html"] = text
-    st.success(f"Report ready: {', '.join(sections)} ({len(text.encode()) / 1e6:.1f} MB).")
+    st.session_state["report_sections"] = sections
 if "report_html" in st.session_state:
+    sections = st.session_state.get("report_sections", [])
+    st.success(f"Report ready: {', '.join(sections)} ({len(st.session_state['report_html'].encode()) / 1e6:.1f} MB).")
     st.download_button("Download the report (HTML)", st.session_state["report_html"].encode(), "uplift_report.html", "text/html")

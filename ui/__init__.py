@@ -5,6 +5,9 @@ from pathlib import Path
 import streamlit as st
 
 _ROUTED = "_routed_through_app"
+# Steps a page completes just by being viewed.  Only these trigger a redraw of the sidebar: a
+# rerun would drop messages that a button (fit, build) or a first visit (a bad link) printed.
+REDRAW_AFTER = {"diagnostics", "evaluation", "allocation", "policies"}
 
 
 STATUS_ICONS = {"done": ":material/check_circle:", "attention": ":material/error:", "todo": ":material/radio_button_unchecked:"}
@@ -30,6 +33,10 @@ def navigate(steps) -> None:
         # and the URL names it (the page has read a scenario named in the URL first)
         autosave()
         keep_scenario_in_url()
+    changed = {step for step, now in step_status().items() if now != status[step]}
+    if changed and changed <= REDRAW_AFTER:
+        # the page just completed its step by being viewed: redraw the sidebar now, not one page later
+        st.rerun()
 
 
 def page_setup() -> None:

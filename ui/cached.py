@@ -218,39 +218,31 @@ def time_split(dataset_id: str, mapping: dict, params: dict, progress=None):
 
 # --- allocation -----------------------------------------------------------------------------------
 
-@st.cache_resource(show_spinner="Building the budget frontier…", max_entries=16)
-def _frontier(model_id: str, workspace_path: str, cpi_max: float | None):
-    from core.decision.allocate import Frontier
-    from core.decision.policy import candidates_from_scores
+PLAN_KEYS = ("cost_basis", "offer_costs", "cpi_max")
 
-    candidates = candidates_from_scores(_stored_model(model_id, workspace_path).oof_, cpi_max=cpi_max)
+
+@st.cache_resource(show_spinner="Building the budget frontier…", max_entries=16)
+def _frontier(model_id: str, workspace_path: str, setting_json: str):
+    from core.decision.allocate import Frontier
+    from core.decision.policy import candidates_for_plan
+
+    candidates = candidates_for_plan(_stored_model(model_id, workspace_path).oof_, json.loads(setting_json))
     return candidates, Frontier(candidates)
 
 
-def frontier(model_id: str, cpi_max: float | None):
-    """Candidates and the LP frontier of a model's predictions at a CPI threshold (built once)."""
-    return _frontier(model_id, str(default_path()), cpi_max)
+def frontier(model_id: str, setting: dict):
+    """Candidates and the LP frontier of a model's predictions under an allocation setting
+    (cost basis, costs per offer sent, CPI limit), built once per setting."""
+    key = json.dumps({k: setting.get(k) for k in PLAN_KEYS}, sort_keys=True)
+    return _frontier(model_id, str(default_path()), key)
 
 
 # --- off-policy evaluation ------------------------------------------------------------------------
 
 def reward_models(dataset_id: str, mapping: dict, progress=None):
-    """Cross-fitted q̂ for value and (when a cost column is mapped) cost, computed once."""
-    import numpy as np
-
-    from core.ope.estimators import reward_model
+    """Cross-fitted q̂ for value and cost (see :func:`core.ope.estimators.reward_models`), computed once."""
+    from core.ope.estimators import reward_models as fit_reward_models
 
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
-
-    def compute():
-        log = _experiment_log(dataset_id, path, mapping_json)
-        q_value = reward_model(log, log.value, progress=progress)
-        if log.columns.cost:
-            q_cost = reward_model(log, log.cost)
-        elif log.columns.action_cost:
-            q_cost = np.tile([log.columns.action_cost_map.get(l, 0.0) for l in log.labels], (log.n, 1))
-        else:
-            q_cost = None
-        return q_value, q_cost
-
-    return memoised(("reward", path, dataset_id, mapping_json), compute)
+    return memoised(("reward", path, dataset_id, mapping_json),
+                    lambda: fit_reward_models(_experiment_log(dataset_id, path, mapping_json), progress=progress))

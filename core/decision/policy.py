@@ -129,6 +129,15 @@ def candidates_for_plan(scores: pd.DataFrame, allocation: Mapping) -> Candidates
     return candidates_from_scores(with_offer_costs(scores, costs), cpi_max=allocation.get("cpi_max"))
 
 
+def budget_text(allocation: Mapping) -> str:
+    """A saved allocation setting's budget in words: "budget 20,000" or "at most 500 offers"."""
+    budget = float(allocation.get("budget") or 0.0)
+    if allocation.get("cost_basis") == "count":
+        return f"at most {budget:,.0f} offers"
+    suffix = " at a fixed cost per offer sent" if allocation.get("cost_basis") == "per_send" else ""
+    return f"budget {budget:,.0f}{suffix}"
+
+
 def free_picks(candidates: Candidates, choice: np.ndarray) -> int:
     """Customers whose chosen offer has an expected incremental cost of 0 (predicted ≤ 0 counts as
     0): they are in the plan at any budget, even 0."""

@@ -234,3 +234,19 @@ def reward_model(log, y: np.ndarray, folds: int = 2, seed: int = 0, progress=Non
         if progress:
             progress((k + 1) / folds, f"reward model, fold {k + 1} of {folds}")
     return q
+
+
+def reward_models(log, folds: int = 2, seed: int = 0, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """q̂ for value and for cost (n × arms each, ``log.labels`` order).
+
+    Cost: cross-fitted from a cost column; a constant cost per arm is known exactly, so it is
+    tiled rather than modelled; ``None`` when the log has no cost.
+    """
+    q_value = reward_model(log, log.value, folds=folds, seed=seed, progress=progress)
+    if log.columns.cost:
+        q_cost = reward_model(log, log.cost, folds=folds, seed=seed)
+    elif log.columns.action_cost:
+        q_cost = np.tile([log.columns.action_cost_map.get(l, 0.0) for l in log.labels], (log.n, 1))
+    else:
+        q_cost = None
+    return q_value, q_cost
