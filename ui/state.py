@@ -3,7 +3,8 @@
 A browser session holds: the loaded dataset (a workspace id), its column mapping, and the
 scenario it belongs to.  The scenario id also lives in the URL (``?scenario=…``) so a reload
 or a shared link reopens the same work; saved state lives in the workspace, unsaved state
-only in this browser session.
+only in this browser session.  Saving is explicit (step 1's form or the sidebar's *Save
+changes*): nobody else ever sees an edit that was not saved.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import streamlit as st
 from core.errors import UserError
 
 QUERY_KEY = "scenario"
+SAVED_SNAPSHOT = "_saved_snapshot"
+# session keys that are not the user's unsaved choices
+KEEP_ON_DISCARD = {"current", "_routed_through_app", "upload_ids", SAVED_SNAPSHOT}
 
 
 @dataclass
@@ -69,6 +73,7 @@ def open_scenario(workspace, scenario_id: str) -> None:
     cur.config = dict(record.config)
     cur.revision += 1
     st.query_params[QUERY_KEY] = record.id
+    _mark_saved()
 
 
 def forget_scenario() -> None:
@@ -86,34 +91,56 @@ def save_scenario(workspace, name: str) -> str:
         raise UserError("there is no dataset to save; open a sample or upload a file first")
     config = {**cur.config, "mapping": cur.mapping, "source": cur.source, "dataset_name": cur.dataset_name}
     record = workspace.save_scenario(name, cur.dataset_id, config, cur.scenario_id)
-    cur.scenario_id, cur.scenario_name, cur.config = record.id, record.name, record.config
+    cur.scenario_id, cur.scenario_name, cur.config = record.id, record.name, dict(record.config)
     st.query_params[QUERY_KEY] = record.id
+    _mark_saved()
     return record.id
 
 
-def autosave() -> None:
-    """Write the open scenario's mapping and choices to the workspace when they changed.
-
-    Saved scenarios therefore survive reloads and server restarts with every later choice
-    (diagnostics settings, fitted models, budget, policies), not only what was there when the
-    user pressed *Save scenario*.  Unsaved work (no scenario open) stays in this session only.
-    """
-    cur = current()
-    if not cur.scenario_id or cur.dataset_id is None:
-        return
+def _snapshot() -> str:
     import json
 
+    cur = current()
     config = {**cur.config, "mapping": cur.mapping, "source": cur.source, "dataset_name": cur.dataset_name}
-    snapshot = json.dumps(config, sort_keys=True, default=str)
-    if st.session_state.get("_saved_snapshot") == snapshot:
-        return
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _mark_saved() -> None:
+    st.session_state[SAVED_SNAPSHOT] = _snapshot()
+
+
+def unsaved_changes() -> bool:
+    """Whether the open scenario differs from its saved version.
+
+    Choices made after opening a scenario (budget, models, policies…) stay in this browser
+    session until the user saves them: a colleague opening the same link sees the saved
+    version, never someone's unsaved edits.
+    """
+    cur = current()
+    return bool(cur.scenario_id) and st.session_state.get(SAVED_SNAPSHOT) != _snapshot()
+
+
+def save_changes() -> None:
+    """Write the open scenario's current choices to the workspace (the sidebar's *Save*)."""
     from ui import cached
 
-    try:
-        cached.workspace().save_scenario(cur.scenario_name or "scenario", cur.dataset_id, config, cur.scenario_id)
-    except UserError:
-        return  # e.g. the scenario was deleted from another session: keep working unsaved
-    st.session_state["_saved_snapshot"] = snapshot
+    cur = current()
+    if cur.scenario_id:
+        save_scenario(cached.workspace(), cur.scenario_name or "scenario")
+
+
+def discard_changes() -> None:
+    """Go back to the open scenario's saved version: forget this session's edits and the widget
+    values that held them."""
+    from ui import cached
+
+    cur = current()
+    if not cur.scenario_id:
+        return
+    for key in list(st.session_state.keys()):
+        if key not in KEEP_ON_DISCARD:
+            del st.session_state[key]
+    open_scenario(cached.workspace(), cur.scenario_id)
 
 
 def keep_scenario_in_url(before_page: bool = False) -> None:

@@ -70,7 +70,7 @@ def test_red_light_blocks_fitting_until_acknowledged_then_fits(app):
     assert len(Workspace().list_models()) == 1
 
 
-def test_later_choices_of_a_saved_scenario_survive_a_reload(app):
+def test_later_choices_of_a_saved_scenario_survive_a_reload_once_saved(app):
     at = app.run()
     [t for t in at.text_input if t.label == "Scenario name"][0].input("Keeps everything")
     [b for b in at.button if b.label == "Save scenario"][0].click().run()
@@ -80,7 +80,12 @@ def test_later_choices_of_a_saved_scenario_survive_a_reload(app):
     at.slider[0].set_value(2)
     fit_button(at).click().run()
     model_id = at.session_state["current"].config["models"]["auto"]["model_id"]
-    at.run()  # the server saves at the end of every run; AppTest's page-only runs save on the next
+    at.run()
+    # saving is explicit: until then the workspace's scenario is unchanged and the sidebar says so
+    assert "models" not in Workspace().get_scenario(scenario_id).config
+    # (the sidebar's Save changes runs in app.py, which AppTest's page runs skip: the browser test clicks it)
+    at.switch_page("pages/1_data.py").run()
+    [b for b in at.button if b.label == "Save scenario"][0].click().run()
     # the workspace holds the fitted model's record in the scenario: a reload finds it
     assert Workspace().get_scenario(scenario_id).config["models"]["auto"]["model_id"] == model_id
     fresh = new_app()
