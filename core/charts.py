@@ -184,21 +184,27 @@ def calibration_figure(calibration, title: str) -> go.Figure:
     return fig
 
 
-def frontier_figure(curve: pd.DataFrame, chosen: dict, exact_point: dict | None = None) -> go.Figure:
+def frontier_figure(curve: pd.DataFrame, chosen: dict, exact_point: dict | None = None,
+                    cost_title: str = "expected incremental cost (spend)") -> go.Figure:
     """Incremental value against incremental cost along the budget frontier, the chosen plan
-    marked with its marginal cost per incremental value (1/λ)."""
+    marked with its marginal cost per incremental value (1/λ).  ``cost_title`` names the x axis
+    (e.g. "offers sent" for a count budget)."""
     fig = go.Figure()
     fig.add_scatter(x=curve["cost"], y=curve["value"], mode="lines", name="best plan for each budget",
                     line=dict(color=PALETTE[1], width=3), hovertemplate="cost %{x:,.0f} → value %{y:,.0f}<extra></extra>")
     marginal = 1.0 / chosen["lambda"] if chosen.get("lambda") else float("inf")
     label = f"chosen: cost {chosen['cost']:,.0f}, value {chosen['value']:,.0f}" + (
         f"<br>marginal CPI {marginal:.3g}" if np.isfinite(marginal) else "")
-    fig.add_scatter(x=[chosen["cost"]], y=[chosen["value"]], mode="markers+text", name="chosen budget",
-                    marker=dict(size=14, color=PALETTE[4]), text=[label], textposition="bottom left")
+    # The frontier is concave: below-right of a point (and above-left of it) is empty space, so
+    # the label never covers the curve and stays inside the plot at either end.
+    end = float(curve["cost"].max()) if len(curve) else 0.0
+    position = "bottom right" if chosen["cost"] <= 0.6 * end else "top left"
+    fig.add_scatter(x=[chosen["cost"]], y=[chosen["value"]], mode="markers+text", name="chosen budget", cliponaxis=False,
+                    marker=dict(size=14, color=PALETTE[4]), text=[label], textposition=position)
     if exact_point:
         fig.add_scatter(x=[exact_point["cost"]], y=[exact_point["value"]], mode="markers", name="exact check",
                         marker=dict(size=10, symbol="x", color=PALETTE[5]))
-    fig.update_layout(xaxis_title="expected incremental cost (spend)", yaxis_title="expected incremental value",
+    fig.update_layout(xaxis_title=cost_title, yaxis_title="expected incremental value",
                       height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
     return fig
 

@@ -120,8 +120,9 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
         body.append(f"<h2>Allocation</h2><p>{html.escape(budget_text(allocation)).capitalize()}, CPI limit {cpi}: expected "
                     f"incremental value <b>{plan.total_value:,.0f}</b> at {spent} "
                     f"(within {plan.gap:.3%} of the LP bound).</p>" + _table(per_offer)
-                    + figure(charts.frontier_figure(frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value,
-                                                                       "lambda": plan.lam})))
+                    + figure(charts.frontier_figure(
+                        frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam},
+                        cost_title="offers sent" if allocation.get("cost_basis") == "count" else "expected incremental cost (spend)")))
         policies_cfg = config.get("policies")
         if policies_cfg:
             from .ope import compare

@@ -96,15 +96,17 @@ budget_label = "Budget: at most this many offers" if counting else "Budget (expe
 full_text = f"{max_budget:,.0f} offers" if counting else f"{max_budget:,.0f}"
 b1, b2 = st.columns([4, 1])
 b1.slider(budget_label, 0.0, max_budget, step=1.0 if counting else float(max(max_budget / 500, 0.01)), key=budget_key,
-          on_change=_dragged, help=f"Spending {full_text} would give every customer their best worthwhile offer.")
+          on_change=_dragged, format="%.0f" if counting else None, help=f"Spending {full_text} would give every customer their best worthwhile offer.")
 b2.number_input("Type a budget", min_value=0.0, max_value=max_budget, step=1.0 if counting else float(max(round(max_budget / 100), 1)),
-                key=budget_key + "_typed", on_change=_typed, help="The same budget, typed exactly.")
+                key=budget_key + "_typed", on_change=_typed, help="The same budget, typed exactly.",
+                format="%.0f" if counting else "%.2f")
 budget = float(st.session_state[budget_key])
 cur.config["allocation"] = {"model": model_key, "cost_basis": basis, "offer_costs": offer_costs, "cpi_max": cpi_max, "budget": budget}
 
 plan = allocate_fast(candidates, budget, log.control, frontier)
 point = frontier.at(budget)
-st.plotly_chart(charts.frontier_figure(frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam}))
+st.plotly_chart(charts.frontier_figure(frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam},
+                                      cost_title="offers sent" if counting else "expected incremental cost (spend)"))
 
 sent = int((plan.choice >= 0).sum())
 if sent == 0:

@@ -198,3 +198,63 @@ def test_bad_uploads_show_a_readable_error(server, browser, tmp_path):
     assert page.get_by_text("Traceback").count() == 0
     shot(page, "1_data_bad_upload")
     page.close()
+
+
+def test_a_log_without_cost_reaches_a_plan_policies_and_a_report(server, browser, tmp_path):
+    """Issue 13's acceptance: a foreign log with a binary outcome and no cost column, uploaded and
+    mapped in the browser, reaches a non-empty plan, a policy comparison with the model policy and
+    a report with every section; saving the scenario's later choices is explicit."""
+    from tests.pages.helpers import promo_log_csv
+
+    log = tmp_path / "promo.csv"
+    log.write_bytes(promo_log_csv(6000, seed=1))
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(server)
+    page.get_by_text("The log fits the mapping").first.wait_for(timeout=120_000)
+    page.get_by_text("Upload a file").first.click()
+    page.locator('input[type="file"]').set_input_files(str(log))
+    page.get_by_text("6,000 customers, 2 arms, control 'No'").first.wait_for(timeout=120_000)
+    page.get_by_label("Scenario name", exact=True).fill("Promo without cost")
+    page.get_by_role("button", name="Save scenario").click()
+    page.get_by_text("Saved scenario 'Promo without cost'").first.wait_for(timeout=60_000)
+
+    page.get_by_role("link", name="2 · Diagnostics").click()
+    page.get_by_text("Model fitting is allowed").first.wait_for(timeout=180_000)
+    page.get_by_role("link", name="3 · Models").click()
+    page.get_by_role("button", name="Fit models").click()
+    page.get_by_text("Fitted models").first.wait_for(timeout=300_000)
+
+    page.get_by_role("link", name="5 · Allocation").click()
+    page.get_by_text("This log has no cost").first.wait_for(timeout=120_000)
+    typed = page.get_by_role("spinbutton", name="Type a budget")
+    typed.fill("200")
+    typed.press("Enter")
+    deadline = time.time() + 120
+    while metric(page, "Customers with an offer") != "200" and time.time() < deadline:
+        page.wait_for_timeout(500)
+    assert metric(page, "Customers with an offer") == "200"
+    assert float(metric(page, "Expected incremental value").replace(",", "")) > 0
+    # the step is ticked in the sidebar at once, not one page later
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stSidebarNavLink\"]')]"
+                           ".some(a => a.innerText.includes('Allocation') && a.innerText.includes('check_circle'))",
+                           timeout=60_000)
+    shot(page, "5_allocation_no_cost")
+    # the budget is not saved for colleagues until the user saves it
+    page.get_by_text("unsaved changes").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("every change is saved").first.wait_for(timeout=60_000)
+
+    page.get_by_role("link", name="6 · Policies").click()
+    page.get_by_text("model policy (at most 200 offers)").first.wait_for(timeout=300_000)
+    shot(page, "6_policies_no_cost")
+
+    page.get_by_role("link", name="7 · Report").click()
+    page.get_by_role("button", name="Build the report").click()
+    page.get_by_text("Report ready: data, diagnostics, models, allocation, policies").first.wait_for(timeout=300_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    target = tmp_path / "report.html"
+    download.value.save_as(target)
+    text = target.read_text()
+    assert "<h2>Allocation</h2>" in text and "At most 200 offers" in text and "<h2>Policy comparison" in text
+    page.context.close()
