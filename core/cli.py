@@ -132,21 +132,21 @@ def cmd_simulate(args: argparse.Namespace) -> dict:
 def cmd_describe(args: argparse.Namespace) -> dict:
     """Validate a log and summarise it per arm (the Data page's table); auto-detect roles
     that are not given."""
-    from .io import detect_mapping, read_table
+    from .io import detect_mapping, pick_control, read_table
 
     frame = read_table(args.data, str_columns=[args.action] if args.action else ())
     detected = detect_mapping(frame)
+    why = {}
     if not args.action:
         if detected["action"] is None:
-            raise UserError("no action column could be detected; name it with --action COL")
+            raise UserError(f"no action column could be detected: {detected['why']['action']}; name it with --action COL")
         args.action = detected["action"]
+        why["action"] = detected["why"]["action"]
         frame = read_table(args.data, str_columns=[args.action])
         detected = detect_mapping(frame)
-    if not args.control:
-        if detected["action"] != args.action or detected["control"] is None:
-            labels = sorted(frame[args.action].dropna().astype(str).unique())[:20] if args.action in frame else []
-            raise UserError(f"no control label could be detected in '{args.action}'; name it with --control LABEL (arms: {', '.join(labels)})")
-        args.control = detected["control"]
+    if not args.control and args.action in frame.columns:
+        counts = frame[args.action].astype("string").value_counts().to_dict()
+        args.control, why["control"] = pick_control(sorted(counts), counts)
     for role in ("value", "cost", "propensity", "segment", "time", "id"):
         if getattr(args, role) is None and not (role == "cost" and args.action_cost):
             setattr(args, role, detected.get(role))
@@ -156,7 +156,7 @@ def cmd_describe(args: argparse.Namespace) -> dict:
     return {
         "n_rows": log.n, "labels": list(log.labels), "control": log.control,
         "mapping": log.columns.to_dict(), "features": list(log.features),
-        "arms": arms, "fingerprint": log.fingerprint, "data_fingerprint": log.data_fingerprint,
+        "arms": arms, "fingerprint": log.fingerprint, "data_fingerprint": log.data_fingerprint, "detected_because": why,
     }
 
 

@@ -11,7 +11,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -201,7 +201,8 @@ def _norm(name: str) -> str:
 
 ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "action": ("action", "arm", "offer", "treatment", "treatment_group", "treatment_arm", "variant",
-               "promotion", "promo", "group", "campaign", "incentive", "assignment", "w", "t"),
+               "promotion", "promo", "group", "campaign", "incentive", "assignment", "treat", "treated",
+               "assigned", "condition", "experiment_group", "test_group", "cell", "w", "t"),
     "value": ("revenue", "spend", "value", "sales", "net_revenue", "gross_revenue", "margin", "gmv",
               "profit", "amount", "y", "outcome", "purchase", "conversion", "converted", "visit"),
     "cost": ("cost", "incentive_cost", "offer_cost", "discount_cost", "coupon_cost", "redeemed_cost",
@@ -250,43 +251,89 @@ def _first_match(columns: list[str], role: str, taken: set[str]) -> str | None:
     return None
 
 
+def arm_column_problem(frame: pd.DataFrame, column: str, max_arms: int = 20) -> str | None:
+    """Why ``column`` cannot be an arm column, or ``None`` when it can.
+
+    An arm column has 2 to ``max_arms`` levels, each logged for a fair number of customers
+    (at least 1% of the rows and at least 2): an id, a village number or a single-valued source
+    column is not one.
+    """
+    counts = frame[column].astype("string").value_counts(dropna=True)
+    if len(counts) < 2:
+        return f"'{column}' has {len(counts)} distinct value{'s' if len(counts) != 1 else ''}; an arm column needs at least 2"
+    if len(counts) > max_arms:
+        return f"'{column}' has {len(counts):,} distinct values; an arm column has a handful (at most {max_arms})"
+    smallest = int(counts.min())
+    if smallest < max(2, 0.01 * len(frame)):
+        return (f"'{column}' value '{counts.idxmin()}' has only {smallest} row{'s' if smallest != 1 else ''}; "
+                "every arm of an experiment is logged for many customers")
+    return None
+
+
+def pick_control(labels: Iterable[str], counts: Mapping[str, int] | None = None) -> tuple[str | None, str]:
+    """The no-offer label and why: a label named like none / control / 0 / no, else the most
+    common level (a test usually holds out the largest group or splits evenly)."""
+    labels = [str(l) for l in labels]
+    named = guess_control(labels)
+    if named is not None:
+        return named, f"'{named}' is named like a no-offer arm"
+    if counts:
+        common = max(labels, key=lambda l: counts.get(l, 0))
+        return common, f"no label is named like none / control / 0 / no, so the most common one, '{common}', is taken"
+    return (labels[0] if labels else None), "no label is named like a no-offer arm; check it"
+
+
 def detect_mapping(frame: pd.DataFrame, max_arms: int = 20) -> dict:
     """Guess the column roles of an experiment log from names and contents.
 
-    The action column is the first column with a common name (``offer``, ``treatment``,
-    ``promotion``…) holding 2 to ``max_arms`` labels; failing that, a low-cardinality column
-    containing a control-like label (``No E-Mail``, ``control``…).  The result is a plain
-    dict of :class:`core.schema.ColumnMap` fields; any role may be ``None`` when nothing
-    fits, and the user overrides all of them.
+    The action column is the first column with a common arm name (``offer``, ``treatment``,
+    ``promotion``…) that passes :func:`arm_column_problem` (few levels, each with many rows);
+    failing that, such a text column holding a control-like label (``No E-Mail``, ``control``…).
+    Nothing else is guessed: a wrong arm silently ruins every later number, so the user then
+    chooses it.  The control is :func:`pick_control`'s.  The result is a plain dict of
+    :class:`core.schema.ColumnMap` fields plus ``why`` (role → reason shown to the user); any
+    role may be ``None`` when nothing fits, and the user overrides all of them.
     """
     columns = [str(c) for c in frame.columns]
     taken: set[str] = set()
+    why: dict[str, str] = {}
+    by_norm = {_norm(c): c for c in columns}
+    # names of outcome, cost, propensity, id and time columns never hold the arm ("segment" may:
+    # Hillstrom's arm column is called segment)
+    other_roles = {_norm(name) for role, names in ROLE_NAMES.items() if role not in ("action", "segment") for name in names}
+    other_roles |= set(POST_TREATMENT_NAMES)
 
-    def low_cardinality(col: str) -> bool:
-        n = frame[col].nunique(dropna=True)
-        return 2 <= n <= max_arms
+    def describe(col: str) -> str:
+        counts = frame[col].astype("string").value_counts()
+        return f"{len(counts)} levels, the smallest with {int(counts.min()):,} rows"
 
     action = None
-    by_norm = {_norm(c): c for c in columns}
     for candidate in ROLE_NAMES["action"]:
         col = by_norm.get(candidate)
-        if col is not None and low_cardinality(col):
+        if col is not None and arm_column_problem(frame, col, max_arms) is None:
             action = col
+            why["action"] = f"'{col}' is named like an arm column and has {describe(col)}"
             break
     if action is None:
         # e.g. Hillstrom's `segment`: a text column holding a label such as "No E-Mail".
         # Binary 0/1 flags (mens, newbie) are not arms, so "0"/"false" do not count here.
         for col in columns:
-            if low_cardinality(col) and frame[col].dtype.kind not in "fcbiu":
-                label = guess_control(frame[col].dropna().astype(str).unique())
-                if label is not None and _norm(label) not in ("0", "false", "no"):
-                    action = col
-                    break
+            if (_norm(col) in other_roles or frame[col].dtype.kind in "fcbiu"
+                    or arm_column_problem(frame, col, max_arms) is not None):
+                continue
+            label = guess_control(frame[col].dropna().astype(str).unique())
+            if label is not None and _norm(label) not in ("0", "false", "no"):
+                action = col
+                why["action"] = f"'{col}' holds the no-offer-like label '{label}' and has {describe(col)}"
+                break
+    if action is None:
+        why["action"] = ("no column is named like an arm (offer, treatment, promotion, group…) with a few well-filled "
+                         "levels, so none is guessed: choose the column that holds the arm")
     control = None
     if action is not None:
         taken.add(action)
-        labels = sorted(frame[action].dropna().astype(str).unique())
-        control = guess_control(labels)
+        counts = frame[action].astype("string").value_counts().to_dict()
+        control, why["control"] = pick_control(sorted(counts), counts)
 
     mapping: dict = {"action": action, "control": control}
     for role in ("id", "propensity", "cost", "value", "time", "segment"):
@@ -307,4 +354,5 @@ def detect_mapping(frame: pd.DataFrame, max_arms: int = 20) -> dict:
     excluded = [c for c in columns if c not in taken and _norm(c) in POST_TREATMENT_NAMES]
     mapping["features"] = [c for c in columns if c not in taken and c not in excluded]
     mapping["excluded_features"] = excluded
+    mapping["why"] = why
     return mapping

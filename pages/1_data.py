@@ -62,7 +62,7 @@ elif source == "Upload a file":
         dataset_id = known[upload.file_id]
         detected = cached.detected_mapping(dataset_id, str(ws.path))
         state.set_dataset(dataset_id, upload.name, f"upload:{upload.name}",
-                          {k: v for k, v in detected.items() if k != "excluded_features"})
+                          {k: v for k, v in detected.items() if k not in ("excluded_features", "why")})
 
 else:
     scenarios = ws.list_scenarios()

@@ -34,21 +34,34 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
     out: dict = {}
 
+    from core.io import arm_column_problem, pick_control
+
+    why = detected.get("why", {})
     c1, c2, c3 = st.columns(3)
     with c1:
         out["action"] = _pick("Action (arm) column", columns, mapping.get("action"), f"{key}_action",
-                              "The arm each customer was logged with, including the no-offer arm.", allow_none=False)
-        labels = sorted(frame[out["action"]].dropna().astype(str).unique().tolist())
-        if len(labels) > 50:
-            st.warning(f"'{out['action']}' has {len(labels):,} distinct values; an arm column usually has a handful.")
-            labels = labels[:50]
-        default_control = mapping.get("control")
+                              "The arm each customer was logged with, including the no-offer arm. An arm column has "
+                              "a few levels, each logged for many customers.")
+        labels: list[str] = []
+        if out["action"] is None:
+            st.warning(why.get("action", "Choose the column that holds the arm."), icon=":material/help:")
+        else:
+            problem = arm_column_problem(frame, out["action"])
+            if problem:
+                st.warning(f"{problem[:1].upper()}{problem[1:]}. Is this really the arm column?", icon=":material/warning:")
+            elif out["action"] == detected.get("action") and why.get("action"):
+                st.caption(f"Detected: {why['action']}.")
+            counts = frame[out["action"]].astype("string").value_counts().head(50).to_dict()
+            labels = sorted(counts)
+        default_control, control_why = mapping.get("control"), None
         if default_control not in labels:
-            from core.io import guess_control
-
-            default_control = guess_control(labels)
+            default_control, control_why = pick_control(labels, counts) if labels else (None, None)
+        elif out["action"] == detected.get("action") and default_control == detected.get("control"):
+            control_why = why.get("control")
         out["control"] = _pick("Control (no offer) label", labels, default_control, f"{key}_control",
-                               "The arm that received nothing: effects are measured against it.", allow_none=False)
+                               "The arm that received nothing: effects are measured against it.", allow_none=False) if labels else None
+        if control_why and out["control"] == default_control:
+            st.caption(f"Control: {control_why}.")
     with c2:
         out["value"] = _pick("Value outcome", numeric, mapping.get("value"), f"{key}_value",
                              "What the offer should increase: revenue, margin, conversion…")
@@ -67,6 +80,11 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
             edited = st.data_editor(table, key=f"{key}_action_cost", hide_index=True, disabled=["arm"],
                                     column_config={"cost per customer": st.column_config.NumberColumn(min_value=0.0, format="%.4f")})
             out["action_cost"] = {str(r["arm"]): float(r["cost per customer"] or 0.0) for _, r in edited.iterrows()}
+            free = [a for a, c in out["action_cost"].items() if c == 0]
+            if free:
+                st.warning(f"{', '.join(free)} cost{'s' if len(free) == 1 else ''} 0 per customer, so "
+                           f"{'it looks' if len(free) == 1 else 'they look'} free to every later step: enter what one "
+                           "offer sent costs.", icon=":material/warning:")
     with c3:
         out["propensity"] = _pick("Logged propensity", numeric, mapping.get("propensity"), f"{key}_propensity",
                                   "Probability with which the logged arm was chosen. Leave empty to have it estimated.")

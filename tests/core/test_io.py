@@ -131,6 +131,47 @@ def test_detects_starbucks_and_criteo_traps():
     assert "exposure" in m["excluded_features"] and "exposure" not in m["features"]
 
 
+def _cash_field_experiment(n=2480, seed=0):
+    """Like a cash-incentive field experiment: village number first (124 values), household id,
+    a single-valued survey source, the arm without an arm-like name, outcome and baseline."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"village": np.repeat(np.arange(1, 125), n // 124), "hhid": np.arange(10_001, 10_001 + n),
+                         "source": "baseline_survey", "transfer": rng.choice(["control", "lump_sum", "monthly"], n),
+                         "consumption": rng.gamma(2, 50, n).round(2), "baseline_consumption": rng.gamma(2, 50, n).round(2)})
+
+
+def test_an_id_a_village_number_or_a_single_valued_column_is_never_the_arm():
+    frame = _cash_field_experiment()
+    m = detect_mapping(frame)
+    assert (m["action"], m["control"]) == ("transfer", "control")
+    assert "holds the no-offer-like label 'control'" in m["why"]["action"]
+    unnamed = frame.assign(transfer=np.where(frame["transfer"] == "control", "A", "B"))
+    m = detect_mapping(unnamed)
+    assert m["action"] is None and "choose the column that holds the arm" in m["why"]["action"]
+    from core.io import arm_column_problem
+
+    assert arm_column_problem(frame, "village") == "'village' has 124 distinct values; an arm column has a handful (at most 20)"
+    assert arm_column_problem(frame, "source") == "'source' has 1 distinct value; an arm column needs at least 2"
+    rare = frame.assign(group=["x"] * 3 + ["y"] * (len(frame) - 3))
+    assert arm_column_problem(rare, "group") == "'group' value 'x' has only 3 rows; every arm of an experiment is logged for many customers"
+    assert detect_mapping(rare)["action"] == "transfer", "a named column with a 3-row level is passed over"
+
+
+def test_job_training_experiment_and_the_control_label():
+    rng = np.random.default_rng(1)
+    n = 700
+    frame = pd.DataFrame({"age": rng.integers(17, 55, n), "educ": rng.integers(3, 16, n), "black": rng.integers(0, 2, n),
+                          "treat": rng.choice([1, 0], n, p=[0.6, 0.4]), "re78": rng.gamma(1, 5000, n)})
+    m = detect_mapping(frame)
+    assert (m["action"], m["control"]) == ("treat", "0"), "the control is the label named 0, not the common 1"
+    assert m["why"]["control"] == "'0' is named like a no-offer arm"
+    from core.io import pick_control
+
+    assert pick_control(["A", "B", "C"], {"A": 30, "B": 50, "C": 20}) == (
+        "B", "no label is named like none / control / 0 / no, so the most common one, 'B', is taken")
+    assert pick_control(["Yes", "No"], {"Yes": 90, "No": 10})[0] == "No"
+
+
 def test_detection_returns_none_when_nothing_fits():
     frame = pd.DataFrame({"x1": np.arange(10.0), "x2": np.arange(10.0) * 2})
     m = detect_mapping(frame)

@@ -2,6 +2,8 @@
 
 import io
 
+import numpy as np
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -152,3 +154,37 @@ def test_manage_saved_scenarios(app):
     assert remaining.name == "Renamed"
     # the deleted scenario is gone from the session too: the list now opens the one left
     assert at.session_state["current"].scenario_id == remaining.id != copy_id
+
+
+def test_detection_explains_its_arm_and_never_guesses_a_bad_one(app):
+    """Issue 13, item 7: the arm column and control come with a reason; when no column fits, the
+    user is asked instead of being given the first column (an id or a village number)."""
+    from tests.core.test_io import _cash_field_experiment
+
+    frame = _cash_field_experiment()
+    at = upload(app.run(), "cash.csv", frame.to_csv(index=False).encode())
+    assert by_label(at.selectbox, "Action (arm) column").value == "transfer"
+    assert by_label(at.selectbox, "Control (no offer) label").value == "control"
+    captions = " ".join(c.value for c in at.caption)
+    assert "Detected: 'transfer' holds the no-offer-like label 'control' and has 3 levels" in captions
+    assert "Control: 'control' is named like a no-offer arm" in captions
+    # choosing the village number as the arm is questioned
+    by_label(at.selectbox, "Action (arm) column").set_value("village").run()
+    assert "'village' has 124 distinct values" in " ".join(w.value for w in at.warning)
+
+    unnamed = frame.assign(transfer=np.where(frame["transfer"] == "control", "A", "B"))
+    at = upload(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run(), "unnamed.csv", unnamed.to_csv(index=False).encode())
+    assert by_label(at.selectbox, "Action (arm) column").value == "—"
+    assert "choose the column that holds the arm" in " ".join(w.value for w in at.warning)
+    assert "The mapping has no action column" in errors(at)
+
+
+def test_a_constant_cost_of_zero_is_flagged(app):
+    """Issue 13, item 8: a constant cost per arm that starts at 0 makes every offer look free."""
+    at = app.run()
+    by_label(at.selectbox, "Sample").set_value("hillstrom").run()
+    assert not [w for w in at.warning if "per customer" in w.value], "the sample's costs are 0.10"
+    by_label(at.radio, "Incentive cost").set_value("No cost").run()
+    by_label(at.radio, "Incentive cost").set_value("Constant cost per arm").run()
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Mens E-Mail, Womens E-Mail cost 0 per customer, so they look free to every later step" in warnings
