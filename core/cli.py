@@ -77,6 +77,10 @@ def add_log_options(parser: argparse.ArgumentParser, value_required: bool = Fals
     group.add_argument("--segment", metavar="COL", help="lifecycle/segment column")
     group.add_argument("--time", metavar="COL", help="decision day/timestamp column")
     group.add_argument("--id", metavar="COL", help="unit id column (default: row order)")
+    group.add_argument("--text-as-missing", action="store_true",
+                       help="text in the value, cost or propensity column counts as missing instead of an error")
+    group.add_argument("--drop-incomplete", action="store_true",
+                       help="leave out rows with a missing arm, value, cost or propensity (counted per arm on stderr)")
 
 
 def add_json_out(parser: argparse.ArgumentParser) -> None:
@@ -101,8 +105,13 @@ def log_from_frame(frame, args: argparse.Namespace, require_value: bool = False)
         action=args.action, control=args.control, value=args.value, cost=args.cost,
         action_cost=parse_action_cost(args.action_cost) if args.action_cost else None,
         propensity=args.propensity, features=features, segment=args.segment, time=args.time, id=args.id,
+        text_as_missing=getattr(args, "text_as_missing", False), drop_incomplete=getattr(args, "drop_incomplete", False),
     )
-    return ExperimentLog.from_frame(frame, cmap, require_value=require_value)
+    log = ExperimentLog.from_frame(frame, cmap, require_value=require_value)
+    if log.dropped:
+        sys.stderr.write(f"left out {sum(log.dropped.values()):,} incomplete rows: "
+                         + ", ".join(f"{arm} {n:,}" for arm, n in log.dropped.items()) + "\n")
+    return log
 
 
 def parse_label_floats(text: str, option: str) -> dict[str, float]:

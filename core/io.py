@@ -345,7 +345,10 @@ def detect_mapping(frame: pd.DataFrame, max_arms: int = 20) -> dict:
             if not (values.dropna().between(0, 1).all() and values.notna().any()):
                 col = None
         if role in ("value", "cost") and col is not None and not pd.api.types.is_numeric_dtype(frame[col]):
-            col = None
+            # a few text cells ("n/a") do not hide an outcome column: the Data page names them
+            present = frame[col].dropna()
+            if present.empty or pd.to_numeric(present, errors="coerce").notna().mean() < 0.9:
+                col = None
         if role == "id" and col is not None and frame[col].duplicated().any():
             col = None
         mapping[role] = col

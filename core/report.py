@@ -15,6 +15,7 @@ import plotly.io as pio
 
 from . import charts
 from .errors import UserError
+from .format import format_table
 from .schema import ColumnMap, ExperimentLog
 
 STYLE = """
@@ -27,8 +28,8 @@ th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
 """
 
 
-def _table(frame: pd.DataFrame, digits: int = 4) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:,.{digits}g}", border=0, na_rep="—")
+def _table(frame: pd.DataFrame) -> str:
+    return format_table(frame).to_html(index=False, border=0, na_rep="—")
 
 
 class _Figures:

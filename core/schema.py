@@ -37,6 +37,12 @@ class ColumnMap:
         Model features; ``None`` means every unmapped column.
     segment, time, id : str, optional
         Lifecycle segment, decision day/timestamp, unit id.
+    text_as_missing : bool
+        Text in the value, cost or propensity column ("n/a", "twelve dollars") counts as a
+        missing value instead of an error.
+    drop_incomplete : bool
+        Rows with a missing arm, value, cost or propensity are left out of the log (the file
+        itself is never changed); :attr:`ExperimentLog.dropped` counts them per arm.
     """
 
     action: str
@@ -49,6 +55,8 @@ class ColumnMap:
     segment: str | None = None
     time: str | None = None
     id: str | None = None
+    text_as_missing: bool = False
+    drop_incomplete: bool = False
 
     def __post_init__(self):
         if isinstance(self.action_cost, Mapping):
@@ -107,6 +115,29 @@ def parse_action_cost(text: str) -> dict[str, float]:
     return out
 
 
+NUMERIC_ROLES = ("value", "cost", "propensity")
+
+
+def incomplete_rows(frame: pd.DataFrame, columns: ColumnMap) -> tuple[pd.Series, dict[str, int]]:
+    """Rows with a missing arm, value, cost or propensity (text counts as missing when
+    ``columns.text_as_missing``), and how many there are per arm (``(missing)`` for no arm).
+
+    Only mapped columns present in ``frame`` are looked at.
+    """
+    missing = pd.Series(False, index=frame.index)
+    for role in ("action", *NUMERIC_ROLES):
+        col = getattr(columns, role)
+        if not col or col not in frame.columns:
+            continue
+        values = frame[col]
+        if role != "action" and columns.text_as_missing:
+            values = pd.to_numeric(values, errors="coerce")
+        missing |= values.isna()
+    arms = frame[columns.action].astype("string").fillna("(missing)") if columns.action in frame.columns else None
+    per_arm = {} if arms is None else {str(k): int(v) for k, v in sorted(arms[missing].value_counts().items())}
+    return missing, per_arm
+
+
 def frame_fingerprint(frame: pd.DataFrame) -> str:
     """A content hash of a frame: column names, dtypes and every value, not row order-free."""
     digest = hashlib.sha256()
@@ -143,6 +174,8 @@ class ExperimentLog:
         Hash of the data and the mapping; the key for caches and the workspace.
     data_fingerprint : str
         Hash of the data alone.
+    dropped : dict of str to int
+        Rows left out per arm by ``ColumnMap.drop_incomplete`` (empty when none were).
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -151,6 +184,7 @@ class ExperimentLog:
     features: tuple[str, ...]
     fingerprint: str
     data_fingerprint: str
+    dropped: dict = field(default_factory=dict)
 
     @property
     def control(self) -> str:
@@ -238,6 +272,17 @@ class ExperimentLog:
 
         labels: list[str] = []
         work = frame.copy()
+        dropped: dict[str, int] = {}
+        if columns.text_as_missing:
+            for role in NUMERIC_ROLES:
+                col = getattr(columns, role)
+                if col and col in present:
+                    work[col] = pd.to_numeric(work[col], errors="coerce")
+        if columns.drop_incomplete and columns.action in present:
+            incomplete, dropped = incomplete_rows(work, columns)
+            work = work.loc[~incomplete].reset_index(drop=True)
+            if work.empty:
+                problems.append(f"every row has a missing arm, value, cost or propensity ({len(frame):,} rows); nothing is left to analyse")
         if columns.action not in missing.values():
             raw_action = work[columns.action]
             na = raw_action.isna()
@@ -267,10 +312,12 @@ class ExperimentLog:
                 numeric = pd.to_numeric(values, errors="coerce")
                 text = numeric.isna() & values.notna()
                 if text.any():
-                    problems.append(f"{role} column '{col}' has non-numeric values ({_example(values, text)}); expected numbers")
+                    problems.append(f"{role} column '{col}' has {int(text.sum())} non-numeric value{'s' if text.sum() > 1 else ''} ({_example(values, text)}); "
+                                    "expected numbers, or treat such text as missing")
                 nan = values.isna()
                 if nan.any():
-                    problems.append(f"{role} column '{col}' has {int(nan.sum())} missing values (first at row {int(np.flatnonzero(nan)[0]) + 1}); expected a number in every row")
+                    problems.append(f"{role} column '{col}' has {int(nan.sum())} missing values (first at row {int(np.flatnonzero(nan)[0]) + 1}); "
+                                    "expected a number in every row, or drop the incomplete rows")
                 inf = np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan))
                 if inf.any():
                     problems.append(f"{role} column '{col}' has infinite values at {int(inf.sum())} rows")
@@ -321,7 +368,7 @@ class ExperimentLog:
         mapping_fp = hashlib.sha256(json.dumps(columns.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
         fingerprint = hashlib.sha256((data_fp + mapping_fp).encode()).hexdigest()
         return cls(frame=work, columns=columns, labels=ordered, features=tuple(features),
-                   fingerprint=fingerprint, data_fingerprint=data_fp)
+                   fingerprint=fingerprint, data_fingerprint=data_fp, dropped=dropped)
 
     def arm_summary(self) -> pd.DataFrame:
         """Per arm: n, share, mean value and mean cost (when mapped), control first."""

@@ -1,13 +1,15 @@
 """Step 1 · Data: open a sample or upload a log, map its columns, check it, save a scenario."""
 
+import numpy as np
 import streamlit as st
 
 from core.charts import arm_summary_figure
 from core.datasets import SAMPLES
 from core.errors import UserError
+from core.format import format_p
 import ui
 from ui import cached, state
-from ui.widgets import mapping_editor, show_error
+from ui.widgets import mapping_editor, show_error, table
 
 ui.page_setup()
 
@@ -117,14 +119,24 @@ st.success(f"The log fits the mapping: {log.n:,} customers, {len(log.labels)} ar
            f"control '{log.control}', {len(log.features)} features.", icon=":material/check_circle:")
 if not log.columns.propensity:
     st.info("No logged propensity: later steps estimate it from the features and say so.")
+if log.dropped:
+    from core.diagnostics.srm import dropped_rows_check
+
+    kept = dict(zip(*np.unique(log.action, return_counts=True)))
+    check = dropped_rows_check({str(k): int(v) for k, v in kept.items()}, log.dropped)
+    rates = ", ".join(f"{arm} {rate:.1%}" for arm, rate in check["rate"].items())
+    text = (f"{sum(log.dropped.values()):,} incomplete rows are left out of the analysis (the file keeps them). "
+            f"Share left out per arm: {rates}.")
+    if check["p_value"] < 0.001:
+        st.warning(text + f" Rows went missing unevenly across arms (χ² = {check['chi2']:.1f}, p {format_p(check['p_value'])}): "
+                   "the kept rows may no longer be comparable — check the SRM light in step 2.", icon=":material/warning:")
+    else:
+        st.info(text + f" The drop is even across arms (χ² test p {format_p(check['p_value'])}); step 2 re-checks the "
+                "split on the rows kept.", icon=":material/info:")
 
 st.subheader("Per-arm summary")
 summary = log.arm_summary()
-st.dataframe(summary, hide_index=True, column_config={
-    "share": st.column_config.NumberColumn(format="percent"),
-    "mean_value": st.column_config.NumberColumn("mean value", format="%.4f"),
-    "mean_cost": st.column_config.NumberColumn("mean cost", format="%.4f"),
-})
+table(summary, column_config={"share": st.column_config.NumberColumn(format="percent")})
 st.plotly_chart(arm_summary_figure(summary))
 st.download_button("Download per-arm summary (CSV)", summary.to_csv(index=False).encode(),
                    file_name="arm_summary.csv", mime="text/csv")

@@ -4,9 +4,10 @@ import streamlit as st
 
 from core import charts
 from core.errors import UserError
+from core.format import format_p
 import ui
 from ui import cached, state
-from ui.widgets import NONE, require_log, show_error, traffic_light
+from ui.widgets import NONE, require_log, show_error, table, traffic_light
 
 ui.page_setup()
 
@@ -27,8 +28,8 @@ with st.expander("Settings", expanded=False):
         import pandas as pd
 
         existing = saved.get("weights") or {}
-        table = pd.DataFrame({"arm": list(log.labels), "weight": [float(existing.get(l, 1.0)) for l in log.labels]})
-        edited = st.data_editor(table, hide_index=True, disabled=["arm"], key=f"diag_weights_{cur.revision}")
+        weights_table = pd.DataFrame({"arm": list(log.labels), "weight": [float(existing.get(l, 1.0)) for l in log.labels]})
+        edited = st.data_editor(weights_table, hide_index=True, disabled=["arm"], key=f"diag_weights_{cur.revision}")
         weights = {r["arm"]: float(r["weight"]) if r["weight"] is not None else float("nan") for _, r in edited.iterrows()}
     c1, c2, c3 = st.columns(3)
     alpha = c1.select_slider("SRM alarm level α", [0.0001, 0.001, 0.01, 0.05], value=saved.get("alpha", 0.001),
@@ -97,10 +98,10 @@ with tab_readout:
     st.caption(f"Average effect of each offer against '{log.control}' ({how}; {1 - ro.alpha:.0%} intervals"
                + (f"; CUPED on `{ro.cuped_column}`" if ro.cuped_column else "") + ").")
     st.plotly_chart(charts.readout_figure(ro))
-    st.dataframe(ro.effects, hide_index=True)
+    table(ro.effects)
     if not ro.cpi.empty:
         st.markdown("**Cost per incremental unit of value (CPI)**: delta-method interval; undefined when the value effect is not significant.")
-        st.dataframe(ro.cpi, hide_index=True)
+        table(ro.cpi)
     st.download_button("Download readout (CSV)", ro.effects.to_csv(index=False).encode(), "readout.csv", "text/csv")
 
 with tab_srm:
@@ -109,12 +110,12 @@ with tab_srm:
     if check is not None:
         st.markdown("**Propensity check**: inverse-propensity counts per arm relative to n — "
                     + ", ".join(f"{k}: {v:.3f}" for k, v in check.ratio.items())
-                    + f" (χ² = {check.chi2:.2f}, p = {check.p_value:.3g}). Each should be close to 1.")
+                    + f" (χ² = {check.chi2:.2f}, {format_p(check.p_value)}). Each should be close to 1.")
         st.caption("The equal-split test below is shown for reference; a targeted log is not meant to be equal.")
     st.plotly_chart(charts.srm_figure(srm_result))
-    table = srm_result.table()
-    st.dataframe(table, hide_index=True)
-    st.download_button("Download SRM tests (CSV)", table.to_csv(index=False).encode(), "srm.csv", "text/csv")
+    srm_table = srm_result.table()
+    table(srm_table)
+    st.download_button("Download SRM tests (CSV)", srm_table.to_csv(index=False).encode(), "srm.csv", "text/csv")
 
 with tab_balance:
     bal = result["balance"]
@@ -122,7 +123,7 @@ with tab_balance:
                "Weighted: after inverse-propensity weighting, which is what identification needs under targeting.")
     st.plotly_chart(charts.love_plot(bal))
     frame = bal.to_frame()
-    st.dataframe(frame, hide_index=True)
+    table(frame)
     st.download_button("Download balance table (CSV)", frame.to_csv(index=False).encode(), "balance.csv", "text/csv")
 
 with tab_overlap:
@@ -133,11 +134,11 @@ with tab_overlap:
 
     per_arm = pd.DataFrame({"n": ov.n_by_arm, "min propensity": ov.min_propensity, "ESS": ov.ess,
                             "ESS / n": ov.ess_ratio, "share below clip": ov.share_below_clip_by_arm}).rename_axis("arm").reset_index()
-    st.dataframe(per_arm, hide_index=True)
+    table(per_arm)
     st.markdown(f"**Suggested clip**: {ov.suggested_clip:g} (the smallest clip with ESS ≥ 30% of rows in every arm).")
-    st.dataframe(ov.clip_table(), hide_index=True)
+    table(ov.clip_table())
     disagree = ov.disagreement()
     if ov.estimated_for_logged is not None:
         st.markdown(f"**Logged vs estimated**: {len(disagree):,} rows differ by more than 3×.")
-        st.dataframe(disagree.head(200), hide_index=True)
+        table(disagree.head(200))
     st.download_button("Download per-arm overlap (CSV)", per_arm.to_csv(index=False).encode(), "overlap.csv", "text/csv")

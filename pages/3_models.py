@@ -8,7 +8,7 @@ from core import charts
 from core.errors import UserError
 from core.uplift.learners import AUTO_CF_MAX_ROWS, LEARNER_CHOICES, LEARNERS, TUNING, model_title, tuning_frame
 from ui import cached, state
-from ui.widgets import require_log, show_error
+from ui.widgets import require_log, show_error, table
 
 ui.page_setup()
 
@@ -85,20 +85,18 @@ for key, model in models.items():
         row[f"mean τ value · {arm}"] = model.oof_[f"tau_value__{arm}"].mean()
     rows.append(row)
 board = pd.DataFrame(rows)
-st.dataframe(board, hide_index=True)
+table(board)
 for key, model in models.items():
     if model.selection_ is not None:
         name = LEARNERS[model.learner_]
         st.info(f"**Auto chose the {name}:** {model.selection_.reason.removeprefix(name + ': ')}.", icon=":material/star:")
         with st.expander("Every candidate auto scored"):
-            st.dataframe(model.selection_.to_frame(), hide_index=True,
-                         column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                        for c in ("DR loss (relative)", "± SE of the gap to the best")})
+            table(model.selection_.to_frame())
             for learner, why in model.selection_.skipped.items():
                 st.caption(f"{LEARNERS[learner]} not scored: {why}.")
             st.caption("Step 4 · Evaluation explains the criteria.")
 with st.expander("LightGBM complexity chosen per head and fold"):
-    st.dataframe(tuning_frame(models), hide_index=True)
+    table(tuning_frame(models))
     st.caption("regularised: 7 leaves, ≥ 200 customers per leaf, strong L2 · balanced: 15 leaves, ≥ 50 · flexible: "
                "LightGBM's defaults (31 leaves, ≥ 20). Leaf minimums shrink on small folds. Trees: early stopping.")
 if readout is not None:

@@ -11,7 +11,7 @@ from core.evaluation import recommend
 from core.evaluation.stability import bag_rank_correlation
 from core.uplift.learners import model_title
 from ui import cached
-from ui.widgets import require_log, require_models, show_error
+from ui.widgets import require_log, require_models, show_error, table
 
 ui.page_setup()
 
@@ -72,8 +72,7 @@ with tab_board:
                            "monotonicity": r["monotonicity"], "stability": r["stability"],
                            "recommended": k == best} for k, r in rows.items()])
     st.success(f"Recommended: **{model_title(best, fitted[best])}** — {why}.", icon=":material/star:")
-    st.dataframe(board, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                                        for c in board.columns if c not in ("model", "recommended")})
+    table(board)
     st.caption("Averages over offers. Qini and AUUC: 0 = random, 1 = perfect ranking (scikit-uplift's normalisation). "
                "AUCC: 0.5 = random. Calibration slope: 1 = predicted differences are real to scale. "
                "Stability: rank correlation across bootstrap refits or across an early/late time split.")
@@ -86,9 +85,7 @@ with tab_board:
     for key, model in fitted.items():
         if model.selection_ is not None:
             st.markdown(f"**How {model_title(key, model)} was chosen.** {model.selection_.reason}.")
-            st.dataframe(model.selection_.to_frame(), hide_index=True,
-                         column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                        for c in ("DR loss (relative)", "± SE of the gap to the best")})
+            table(model.selection_.to_frame())
     with st.expander("How auto chooses a learner (the criteria)"):
         st.markdown(SELECTION_HELP)
 
@@ -116,7 +113,7 @@ with tab_cal:
             st.plotly_chart(charts.calibration_figure(res.calibration_cost, "Cost head"))
         else:
             st.info("The cost head is a constant per offer (or no cost is mapped): nothing to calibrate.")
-    st.dataframe(res.calibration.table, hide_index=True)
+    table(res.calibration.table)
 
 with tab_stab:
     for key, model in fitted.items():

@@ -12,7 +12,7 @@ from core.decision.policy import cpi_scale, empty_plan_reason, free_picks
 from core.errors import UserError
 from core.uplift.learners import model_title
 from ui import cached
-from ui.widgets import remembered, require_log, require_models, show_error
+from ui.widgets import remembered, require_log, require_models, show_error, table
 
 ui.page_setup()
 
@@ -129,7 +129,7 @@ st.caption(f"LP upper bound {point['upper_bound']:,.1f}; this plan is within {pl
 frame = plan.to_frame(log.ids, candidates)
 per_offer = frame.groupby("action").agg(customers=("id", "size"), spend=("tau_cost", "sum"),
                                         incremental_value=("tau_value", "sum")).reindex(list(log.labels)).fillna(0)
-st.dataframe(per_offer.reset_index(), hide_index=True)
+table(per_offer.reset_index())
 
 with st.expander("What-if: compare up to three budget / CPI settings"):
     st.caption("Each setting reuses the fitted model: nothing is refitted. Leave CPI empty for no limit.")
@@ -149,7 +149,7 @@ with st.expander("What-if: compare up to three budget / CPI settings"):
                          "incremental value": option.total_value, "spend": option.total_cost, **option.counts})
     cur.config["allocation"]["whatif"] = settings.head(3).astype(object).where(settings.head(3).notna(), None).to_dict("records")
     if compared:
-        st.dataframe(pd.DataFrame(compared), hide_index=True)
+        table(pd.DataFrame(compared))
 
 with st.expander("Caps and exact check"):
     caps_table = pd.DataFrame({"offer": list(candidates.arms), "cap (empty = none)": [saved.get("caps", {}).get(a) for a in candidates.arms]})
@@ -180,11 +180,11 @@ with st.expander("Pacing: today's budget"):
     days = p3.number_input("Days left (including today)", 1, 366, 14)
     outstanding = pd.DataFrame({"offer": list(candidates.arms), "outstanding": [0] * len(candidates.arms),
                                 "redemption_rate": [0.3] * len(candidates.arms), "face_value": [0.0] * len(candidates.arms)})
-    table = st.data_editor(outstanding, hide_index=True, disabled=["offer"], key="pacing_table")
+    edited_outstanding = st.data_editor(outstanding, hide_index=True, disabled=["offer"], key="pacing_table")
     try:
         pace = pacing(period, spent, int(days), [dict(offer=r["offer"], outstanding=int(r["outstanding"]),
                                                       redemption_rate=float(r["redemption_rate"]),
-                                                      face_value=float(r["face_value"])) for _, r in table.iterrows()])
+                                                      face_value=float(r["face_value"])) for _, r in edited_outstanding.iterrows()])
     except UserError as exc:
         show_error(exc)
     else:

@@ -13,7 +13,7 @@ from core.io import read_table
 from core.ope import compare
 from core.ope.estimators import ESTIMATORS
 from ui import cached, state
-from ui.widgets import remembered, require_log, show_error
+from ui.widgets import remembered, require_log, show_error, table as show_table
 
 ui.page_setup()
 
@@ -120,8 +120,7 @@ cur.config["policies"] = {"chosen": chosen, "estimators": estimators, "clip": cl
 st.plotly_chart(charts.policies_figure(table[table["estimator"] == shown], shown))
 for warning in warnings:
     st.warning(warning)
-st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                                    for c in table.columns if c not in ("estimator", "policy")})
+show_table(table)
 st.caption("Value and cost are per customer. DM relies entirely on the reward model; its interval ignores the model's "
            "own error. IPS, SNIPS, DR and SNDR intervals are seeded percentile bootstraps.")
 st.download_button("Download policy comparison (CSV)", table.to_csv(index=False).encode(), "policies.csv", "text/csv")

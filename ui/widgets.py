@@ -10,6 +10,28 @@ from core.errors import UserError
 NONE = "—"
 
 
+def table(frame: pd.DataFrame, column_config: dict | None = None, **kwargs) -> None:
+    """``st.dataframe`` with numbers for people: thousands separators and about three
+    significant digits per float column (the data stay numbers, so columns still sort), and
+    p-values written out (``2.3e-142``, ``0.023``).  ``column_config`` entries win."""
+    from core.format import column_printf, format_p, is_p_column
+
+    shown = frame.copy()
+    config: dict = {}
+    for column in shown.columns:
+        values = shown[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        if is_p_column(column):
+            shown[column] = [format_p(v).removeprefix("p = ") for v in values]
+        elif pd.api.types.is_integer_dtype(values):
+            config[column] = st.column_config.NumberColumn(format="%,d")
+        elif (fmt := column_printf(values)) is not None:
+            config[column] = st.column_config.NumberColumn(format=fmt)
+    config.update(column_config or {})
+    st.dataframe(shown, hide_index=True, column_config=config, **kwargs)
+
+
 def show_error(exc: UserError, title: str | None = None) -> None:
     """A readable ``st.error``: the summary, then one bullet per problem."""
     lines = [f"**{title or exc.summary[:1].upper() + exc.summary[1:]}**"]
@@ -63,7 +85,10 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
         if control_why and out["control"] == default_control:
             st.caption(f"Control: {control_why}.")
     with c2:
-        out["value"] = _pick("Value outcome", numeric, mapping.get("value"), f"{key}_value",
+        # numeric columns first, but a column with some text ("n/a") stays choosable: the check
+        # below names its bad rows instead of the column silently vanishing from the list
+        ordered = numeric + [c for c in columns if c not in numeric]
+        out["value"] = _pick("Value outcome", ordered, mapping.get("value"), f"{key}_value",
                              "What the offer should increase: revenue, margin, conversion…")
         modes = ["Cost column", "Constant cost per arm", "No cost"]
         mode_default = 0 if mapping.get("cost") else 1 if mapping.get("action_cost") else 2
@@ -71,8 +96,8 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
                         help="Realised cost per customer (paid only when redeemed), or a fixed cost per customer sent each offer.")
         out["cost"], out["action_cost"] = None, None
         if mode == modes[0]:
-            out["cost"] = _pick("Cost column", numeric, mapping.get("cost"), f"{key}_cost",
-                                "Realised incentive cost of each row.", allow_none=False) if numeric else None
+            out["cost"] = _pick("Cost column", ordered, mapping.get("cost"), f"{key}_cost",
+                                "Realised incentive cost of each row.", allow_none=False)
         elif mode == modes[1]:
             existing = mapping.get("action_cost") or {}
             arms = [l for l in labels if l != out["control"]]
@@ -95,6 +120,8 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
         out["id"] = _pick("Customer id", columns, mapping.get("id"), f"{key}_id",
                           "Unique per row; joins predictions and allocations back to customers.")
 
+    out.update(incomplete_rows_editor(frame, out, mapping, key))
+
     used = {v for k, v in out.items() if k in ("action", "value", "cost", "propensity", "time", "id") and v}
     candidates = [c for c in columns if c not in used]
     wanted = mapping.get("features")
@@ -113,6 +140,48 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
         out["features"] = [f for f in out["features"] if f != out["segment"]]
         st.caption(f"`{out['segment']}` is the segment column, so it is not also used as a feature.")
     return out
+
+
+def incomplete_rows_editor(frame: pd.DataFrame, chosen: dict, mapping: dict, key: str) -> dict:
+    """Text or missing values in the mapped arm/value/cost/propensity columns: name them, and
+    offer to treat text as missing and to leave the incomplete rows out (the file is unchanged).
+
+    Returns ``{"text_as_missing": bool, "drop_incomplete": bool}``; shows nothing when the
+    columns are complete and neither option is set.
+    """
+    from core.schema import NUMERIC_ROLES, ColumnMap, incomplete_rows
+
+    problems = []
+    for role in ("action", *NUMERIC_ROLES):
+        col = chosen.get(role)
+        if not col or col not in frame.columns:
+            continue
+        values = frame[col]
+        if role != "action":
+            text = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+            if text.any():
+                rows = ", ".join(f"row {i + 1}: {values.iloc[i]!r}" for i in text.to_numpy().nonzero()[0][:3])
+                problems.append(f"{role} column `{col}` has {int(text.sum()):,} text value{'s' if text.sum() > 1 else ''} ({rows})")
+        if values.isna().any():
+            problems.append(f"{role} column `{col}` has {int(values.isna().sum()):,} empty values")
+    flags = {"text_as_missing": bool(mapping.get("text_as_missing")), "drop_incomplete": bool(mapping.get("drop_incomplete"))}
+    if not problems and not any(flags.values()):
+        return {"text_as_missing": False, "drop_incomplete": False}
+    st.markdown("**Rows with text or missing values**")
+    for problem in problems:
+        st.caption(f":material/warning: {problem[:1].upper()}{problem[1:]}.")
+    text_as_missing = st.checkbox("Treat text in the value, cost and propensity columns as missing", value=flags["text_as_missing"],
+                                  key=f"{key}_text_as_missing", help="'n/a', 'twelve dollars' and the like become empty values.")
+    probe = ColumnMap(**{**{k: chosen.get(k) for k in ("action", "value", "cost", "propensity")}, "control": chosen.get("control"),
+                         "text_as_missing": text_as_missing})
+    incomplete, per_arm = incomplete_rows(frame, probe)
+    count = int(incomplete.sum())
+    label = (f"Leave out the {count:,} incomplete rows (" + ", ".join(f"{a}: {n:,}" for a, n in per_arm.items()) + ")"
+             if count else "Leave out incomplete rows (none now)")
+    drop = st.checkbox(label, value=flags["drop_incomplete"], key=f"{key}_drop_incomplete",
+                       help="Only the analysis leaves them out; the file in the workspace keeps every row. "
+                            "The per-arm counts are re-checked below, and the SRM test in step 2 runs on the rows kept.")
+    return {"text_as_missing": text_as_missing, "drop_incomplete": drop}
 
 
 def open_default_sample() -> None:

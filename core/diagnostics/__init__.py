@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..format import format_p
+
 GREEN, AMBER, RED = "green", "amber", "red"
 
 
@@ -26,20 +28,20 @@ def srm_light(srm_result=None, propensity_check=None) -> Light:
     if propensity_check is not None:
         if propensity_check.alarm:
             worst = min(propensity_check.ratio, key=lambda l: -abs(propensity_check.ratio[l] - 1))
-            return Light("SRM", RED, f"Arm counts do not fit the logged propensities (p = {propensity_check.p_value:.2g}); "
+            return Light("SRM", RED, f"Arm counts do not fit the logged propensities ({format_p(propensity_check.p_value)}); "
                                      f"'{worst}' is at {propensity_check.ratio[worst]:.1%} of its expected weight. "
                                      "Rows may be missing or propensities logged wrongly.")
-        return Light("SRM", GREEN, f"Arm counts fit the logged propensities (p = {propensity_check.p_value:.2g}).")
+        return Light("SRM", GREEN, f"Arm counts fit the logged propensities ({format_p(propensity_check.p_value)}).")
     o = srm_result.overall
     if o.alarm:
-        return Light("SRM", RED, f"Sample-ratio mismatch (p = {o.p_value:.2g} < {srm_result.alpha:g}): '{o.worst_arm}' is "
+        return Light("SRM", RED, f"Sample-ratio mismatch ({format_p(o.p_value)} < {srm_result.alpha:g}): '{o.worst_arm}' is "
                                  f"{o.worst_direction}-represented, {o.worst_observed_share:.2%} observed vs "
                                  f"{o.worst_expected_share:.2%} intended.")
     alarms = [k for k, g in srm_result.by.items() if g.alarm] + [k for k, g in srm_result.days.items() if g.alarm]
     if alarms:
-        return Light("SRM", AMBER, f"No overall mismatch (p = {o.p_value:.2g}), but {len(alarms)} group(s) alarm: "
+        return Light("SRM", AMBER, f"No overall mismatch ({format_p(o.p_value)}), but {len(alarms)} group(s) alarm: "
                                    + ", ".join(map(str, alarms[:5])))
-    return Light("SRM", GREEN, f"Arm counts fit the intended split (p = {o.p_value:.2g}).")
+    return Light("SRM", GREEN, f"Arm counts fit the intended split ({format_p(o.p_value)}).")
 
 
 def balance_light(balance_result, weighted: bool = True, threshold: float = 0.1, red_above: float = 0.25) -> Light:

@@ -345,3 +345,23 @@ def file_columns(source) -> list[str]:
         raise UserError(f"file '{path}' could not be read as CSV or Parquet: {str(exc).splitlines()[0]}") from exc
     finally:
         con.close()
+
+
+def dropped_rows_check(kept: Mapping[str, int], dropped: Mapping[str, int]) -> dict:
+    """Did leaving out incomplete rows change the split?  Pearson's chi-square test of
+    independence between arm and kept/dropped (``scipy.stats.chi2_contingency`` without Yates'
+    correction).  A small p-value means rows went missing more in some arms than in others: the
+    kept rows may no longer be comparable.
+
+    Returns ``{"chi2", "dof", "p_value", "rate": {arm: dropped share of that arm's rows}}``.
+    """
+    from scipy.stats import chi2_contingency
+
+    arms = [a for a in dict.fromkeys([*kept, *dropped]) if a != "(missing)"]
+    table = np.array([[kept.get(a, 0) for a in arms], [dropped.get(a, 0) for a in arms]], dtype=float)
+    rate = {a: float(dropped.get(a, 0) / (kept.get(a, 0) + dropped.get(a, 0))) if kept.get(a, 0) + dropped.get(a, 0) else 0.0
+            for a in arms}
+    if table[1].sum() == 0 or len(arms) < 2:
+        return {"chi2": 0.0, "dof": max(len(arms) - 1, 0), "p_value": 1.0, "rate": rate}
+    chi2, p_value, dof, _ = chi2_contingency(table, correction=False)
+    return {"chi2": float(chi2), "dof": int(dof), "p_value": float(p_value), "rate": rate}

@@ -651,7 +651,9 @@ def test_report_from_a_config_opens_offline(capsys, tmp_path):
 
     log = ExperimentLog.from_frame(read_table(HILLSTROM, str_columns=["segment"]), ColumnMap.from_dict(config["mapping"]))
     effect = readout(log).effects.query("arm == 'Mens E-Mail'")["effect"].iloc[0]
-    assert f"{effect:,.4g}" in text
+    from core.format import format_number
+
+    assert f"<td>{format_number(effect)}</td>" in text
 
 
 @pytest.mark.parametrize("args,message", [
@@ -691,3 +693,18 @@ def test_a_folder_or_a_header_without_rows_is_named_in_every_command(capsys, tmp
 def test_other_file_options_name_a_folder(capsys, tmp_path, args, message):
     code, out, err = call(capsys, *[a.format(dir=tmp_path) for a in args])
     assert code == 2 and err.startswith("error: ") and message.format(dir=tmp_path) in err, err
+
+
+def test_incomplete_rows_can_be_left_out_from_the_cli(capsys, tmp_path):
+    frame = pd.DataFrame({"arm": ["a", "b"] * 50, "y": [1.0] * 100})
+    frame["y"] = frame["y"].astype(object)
+    frame.loc[[0, 1, 3], "y"] = ["unknown", None, "?"]
+    data = tmp_path / "messy.csv"
+    frame.to_csv(data, index=False)
+    code, _, err = call(capsys, "describe", "--data", data, "--action", "arm", "--control", "a", "--value", "y")
+    assert code == 2 and "value column 'y' has 2 non-numeric values (row 1: 'unknown', row 4: '?')" in err
+    code, out, err = call(capsys, "describe", "--data", data, "--action", "arm", "--control", "a", "--value", "y",
+                          "--text-as-missing", "--drop-incomplete")
+    assert code == 0, err
+    assert json.loads(out)["n_rows"] == 97
+    assert "left out 3 incomplete rows: a 1, b 2" in err

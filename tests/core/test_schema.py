@@ -65,7 +65,7 @@ BAD = [
     ("NaN value", _with(small_frame(), y=[1.0, np.nan, 4.0, 3.0, 6.0, 0.0]), CMAP,
      r"value column 'y' has 1 missing values \(first at row 2\)"),
     ("text value", _with(small_frame(), y=["1", "2", "lots", "3", "6", "0"]), CMAP,
-     r"value column 'y' has non-numeric values \(row 3: 'lots'\); expected numbers"),
+     r"value column 'y' has 1 non-numeric value \(row 3: 'lots'\); expected numbers"),
     ("duplicated ids", _with(small_frame(), id=[1, 2, 2, 4, 5, 5]), CMAP,
      r"id column 'id' has 2 duplicated ids \(e\.g\. 2, 5\); ids must be unique"),
     ("no value mapped", small_frame(), ColumnMap(action="arm", control="ctrl"), r"no value column is mapped"),
@@ -136,3 +136,53 @@ def test_parse_action_cost_errors(text, message):
 
 def test_parse_action_cost_ok():
     assert parse_action_cost("Yes=0.15, coupon=2") == {"Yes": 0.15, "coupon": 2.0}
+
+
+# --- text and missing values (issue 13, items 5 and 6) -------------------------------------------
+
+def _messy_frame():
+    return pd.DataFrame({"arm": ["a", "b", "a", "b", None, "a", "b", "a"],
+                         "revenue": [1.0, "n/a", 3.0, "twelve dollars", 5.0, None, 7.0, 8.0],
+                         "x": [1, 2, 3, 4, 5, 6, 7, 8]})
+
+
+def test_text_in_the_value_column_is_named_with_its_rows():
+    with pytest.raises(UserError) as err:
+        ExperimentLog.from_frame(_messy_frame(), ColumnMap(action="arm", control="a", value="revenue"))
+    problems = " ".join(err.value.problems)
+    assert "value column 'revenue' has 2 non-numeric values (row 2: 'n/a', row 4: 'twelve dollars')" in problems
+    assert "or treat such text as missing" in problems
+
+
+def test_incomplete_rows_are_dropped_on_request_and_counted_per_arm():
+    from core.schema import incomplete_rows
+
+    frame = _messy_frame()
+    cmap = ColumnMap(action="arm", control="a", value="revenue", text_as_missing=True)
+    with pytest.raises(UserError, match=r"value column 'revenue' has 3 missing values \(first at row 2\); expected a number in every row, or drop"):
+        ExperimentLog.from_frame(frame, cmap)
+    mask, per_arm = incomplete_rows(frame, cmap)
+    assert mask.tolist() == [False, True, False, True, True, True, False, False]
+    assert per_arm == {"b": 2, "(missing)": 1, "a": 1}
+    log = ExperimentLog.from_frame(frame, ColumnMap(action="arm", control="a", value="revenue", text_as_missing=True,
+                                                    drop_incomplete=True))
+    assert log.n == 4 and log.dropped == per_arm
+    assert log.value.tolist() == [1.0, 3.0, 7.0, 8.0] and list(log.frame["x"]) == [1, 3, 7, 8]
+    assert frame["revenue"].tolist()[1] == "n/a", "the user's frame is never altered"
+    # a different cleaning is a different log: caches keyed by the fingerprint cannot mix them
+    plain = ExperimentLog.from_frame(frame.dropna().query("revenue not in ['n/a', 'twelve dollars']"),
+                                     ColumnMap(action="arm", control="a", value="revenue"))
+    assert plain.fingerprint != log.fingerprint
+
+
+def test_the_dropped_rows_check_flags_uneven_missingness():
+    from scipy.stats import chi2_contingency
+
+    from core.diagnostics.srm import dropped_rows_check
+
+    even = dropped_rows_check({"a": 950, "b": 950}, {"a": 50, "b": 50})
+    assert even["p_value"] == pytest.approx(1.0) and even["rate"] == {"a": 0.05, "b": 0.05}
+    uneven = dropped_rows_check({"a": 990, "b": 900}, {"a": 10, "b": 100})
+    chi2, p, dof, _ = chi2_contingency([[990, 900], [10, 100]], correction=False)
+    assert (uneven["chi2"], uneven["p_value"], uneven["dof"]) == pytest.approx((chi2, p, dof))
+    assert uneven["p_value"] < 1e-10

@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pandas as pd
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -188,3 +189,37 @@ def test_a_constant_cost_of_zero_is_flagged(app):
     by_label(at.radio, "Incentive cost").set_value("Constant cost per arm").run()
     warnings = " ".join(w.value for w in at.warning)
     assert "Mens E-Mail, Womens E-Mail cost 0 per customer, so they look free to every later step" in warnings
+
+
+def test_text_and_missing_values_are_named_and_can_be_left_out(app):
+    """Issue 13, items 5 and 6: a value column with some text stays choosable, its bad rows are
+    named, and incomplete rows can be left out (counted per arm, the split re-checked)."""
+    rng = np.random.default_rng(2)
+    n = 400
+    frame = pd.DataFrame({"customer_id": np.arange(n), "offer": rng.choice(["none", "coupon"], n),
+                          "revenue": rng.gamma(2, 10, n).round(2).astype(object), "age": rng.integers(18, 80, n)})
+    frame.loc[[3, 10], "revenue"] = ["n/a", "twelve dollars"]
+    frame.loc[[20, 21, 22], "revenue"] = None
+    at = upload(app.run(), "messy.csv", frame.to_csv(index=False).encode())
+    assert by_label(at.selectbox, "Value outcome").value == "revenue"
+    captions = " ".join(c.value for c in at.caption)
+    # the reader already takes 'n/a' for an empty cell; the other text is named with its row
+    assert "Value column `revenue` has 1 text value (row 11: 'twelve dollars')" in captions
+    assert "Value column `revenue` has 4 empty values" in captions
+    assert "value column 'revenue' has 1 non-numeric value (row 11: 'twelve dollars')" in errors(at)
+    by_label(at.checkbox, "Treat text in the value, cost and propensity columns as missing").check().run()
+    assert "value column 'revenue' has 5 missing values" in errors(at)
+    drop = [c for c in at.checkbox if c.label.startswith("Leave out the 5 incomplete rows")][0]
+    drop.check().run()
+    assert not at.exception and errors(at) == ""
+    assert "395 customers, 2 arms" in at.success[0].value
+    notes = " ".join(i.value for i in at.info)
+    assert "5 incomplete rows are left out of the analysis (the file keeps them)" in notes
+    assert "The drop is even across arms" in notes
+    assert len(cached_frame(at)) == n, "the stored dataset keeps every row"
+
+
+def cached_frame(at):
+    from core.workspace import Workspace
+
+    return Workspace().load_dataset(at.session_state["current"].dataset_id)
