@@ -77,6 +77,8 @@ def add_log_options(parser: argparse.ArgumentParser, value_required: bool = Fals
     group.add_argument("--segment", metavar="COL", help="lifecycle/segment column")
     group.add_argument("--time", metavar="COL", help="decision day/timestamp column")
     group.add_argument("--id", metavar="COL", help="unit id column (default: row order)")
+    group.add_argument("--value-unit", type=float, metavar="X",
+                       help="money per unit of --value (e.g. what one conversion of a 0/1 outcome is worth)")
     group.add_argument("--text-as-missing", action="store_true",
                        help="text in the value, cost or propensity column counts as missing instead of an error")
     group.add_argument("--drop-incomplete", action="store_true",
@@ -106,6 +108,7 @@ def log_from_frame(frame, args: argparse.Namespace, require_value: bool = False)
         action_cost=parse_action_cost(args.action_cost) if args.action_cost else None,
         propensity=args.propensity, features=features, segment=args.segment, time=args.time, id=args.id,
         text_as_missing=getattr(args, "text_as_missing", False), drop_incomplete=getattr(args, "drop_incomplete", False),
+        value_unit=getattr(args, "value_unit", None),
     )
     log = ExperimentLog.from_frame(frame, cmap, require_value=require_value)
     if log.dropped:

@@ -97,8 +97,9 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
             rows[key] = evaluate(log, loaded[key].oof_).summary()
         best, why = recommend({k: {**v, "stability": None} for k, v in rows.items()})
         board = pd.DataFrame([{"model": model_title(k, loaded[k]), **v, "recommended": k == best} for k, v in rows.items()])
-        body.append(f"<h2>Models</h2><p>Recommended: <b>{html.escape(model_title(best, loaded[best]))}</b> — "
-                    f"{html.escape(why)}.</p>" + _table(board))
+        verdict = (f"Recommended: <b>{html.escape(model_title(best, loaded[best]))}</b> — {html.escape(why)}."
+                   if best is not None else f"<b>{html.escape(why[:1].upper() + why[1:])}.</b>")
+        body.append(f"<h2>Models</h2><p>{verdict}</p>" + _table(board))
         for key, model in loaded.items():
             if getattr(model, "selection_", None) is not None:
                 body.append(f"<p>{html.escape(model_title(key, model))}: {html.escape(model.selection_.reason)}.</p>"

@@ -43,6 +43,9 @@ class ColumnMap:
     drop_incomplete : bool
         Rows with a missing arm, value, cost or propensity are left out of the log (the file
         itself is never changed); :attr:`ExperimentLog.dropped` counts them per arm.
+    value_unit : float, optional
+        Money per unit of the value column, e.g. what one conversion of a 0/1 outcome is worth:
+        the log's value is the column times this, so effects, CPI and budgets are in money.
     """
 
     action: str
@@ -57,6 +60,7 @@ class ColumnMap:
     id: str | None = None
     text_as_missing: bool = False
     drop_incomplete: bool = False
+    value_unit: float | None = None
 
     def __post_init__(self):
         if isinstance(self.action_cost, Mapping):
@@ -323,6 +327,11 @@ class ExperimentLog:
                     problems.append(f"{role} column '{col}' has infinite values at {int(inf.sum())} rows")
                 if not text.any():
                     work[col] = numeric.astype(float)
+                if role == "value" and columns.value_unit is not None and not text.any():
+                    if not np.isfinite(columns.value_unit) or columns.value_unit <= 0:
+                        problems.append(f"the worth of one unit of '{col}' must be a number > 0, got {columns.value_unit}")
+                    else:
+                        work[col] = work[col] * float(columns.value_unit)
 
         if columns.propensity and columns.propensity not in missing.values():
             col = columns.propensity

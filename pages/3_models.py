@@ -54,15 +54,17 @@ if fit:
         with st.status(f"Fitting the {LEARNERS[learner]}…", expanded=True) as status:
             bar = st.progress(0.0, text="starting")
             try:
-                model, model_id = cached.fit_model(cur.dataset_id, cur.mapping, params, scenario_id=cur.scenario_id,
+                model, model_id, reused = cached.fit_model(cur.dataset_id, cur.mapping, params, scenario_id=cur.scenario_id,
                                                    progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
             except UserError as exc:
                 status.update(label=f"{LEARNERS[learner]} could not be fitted", state="error")
                 show_error(exc)
                 continue
             bar.progress(1.0, text="done")
-            status.update(label=f"{model_title(learner, model)} fitted in {model.report_.seconds:.1f} s", state="complete",
-                          expanded=False)
+            done = (f"{model_title(learner, model)}: already fitted with these settings (that fit took "
+                    f"{model.report_.seconds:.1f} s) — reused, nothing refitted" if reused
+                    else f"{model_title(learner, model)} fitted in {model.report_.seconds:.1f} s")
+            status.update(label=done, state="complete", expanded=False)
         fitted[learner] = {"model_id": model_id, "params": params, "fingerprint": log.fingerprint}
     cur.config["models"] = fitted
 

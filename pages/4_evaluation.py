@@ -71,11 +71,19 @@ with tab_board:
                            "calibration slope · cost": r["calibration_slope_cost"],
                            "monotonicity": r["monotonicity"], "stability": r["stability"],
                            "recommended": k == best} for k, r in rows.items()])
-    st.success(f"Recommended: **{model_title(best, fitted[best])}** — {why}.", icon=":material/star:")
+    if best is None:
+        st.warning(f"**{why[:1].upper()}{why[1:]}.** Allocation can still use a model, but its ranking is not "
+                   "supported by this log.", icon=":material/block:")
+    else:
+        st.success(f"Recommended: **{model_title(best, fitted[best])}** — {why}.", icon=":material/star:")
+    board["stability"] = [f"{v:.2f}" if v is not None and np.isfinite(v) else "not measured" for v in board["stability"]]
     table(board)
-    st.caption("Averages over offers. Qini and AUUC: 0 = random, 1 = perfect ranking (scikit-uplift's normalisation). "
+    st.caption("Averages over offers. Qini: 0 = random, 1 = the curve of a perfect ranking (scikit-uplift's "
+               "normalisation). AUUC uses the same reference, which is not the highest possible uplift curve, so it can "
+               "exceed 1 (with continuous or rare outcomes); compare models by it, do not read it as a share. "
                "AUCC: 0.5 = random. Calibration slope: 1 = predicted differences are real to scale. "
-               "Stability: rank correlation across bootstrap refits or across an early/late time split.")
+               "Stability: rank correlation across bootstrap refits or an early/late time split; \"not measured\" "
+               "until you fit with bootstrap refits (step 3) or run the time-split check.")
     per_arm = pd.DataFrame([{"model": model_title(k, fitted[k]), "offer": arm, **{m: v for m, v in res.to_dict().items()
                                                                     if not isinstance(v, (list, dict))}}
                             for k, r in results.items() for arm, res in r.arms.items()])

@@ -76,6 +76,13 @@ def _memo() -> tuple[threading.Lock, OrderedDict]:
     return threading.Lock(), OrderedDict()
 
 
+def is_memoised(key: tuple) -> bool:
+    """Whether :func:`memoised` already holds ``key`` (the next call returns at once)."""
+    lock, store = _memo()
+    with lock:
+        return key in store
+
+
 def memoised(key: tuple, compute, keep: int = 8):
     """A small shared memo for long computations that report progress.
 
@@ -130,8 +137,9 @@ def diagnostics(dataset_id: str, mapping: dict, settings: dict, progress=None) -
 def fit_model(dataset_id: str, mapping: dict, params: dict, progress=None, scenario_id: str | None = None):
     """Fit (once per dataset, mapping and parameters) and record an uplift model.
 
-    Returns ``(model, model_id)``.  The DR-learner gets cross-fitted propensities when the
-    log has none.
+    Returns ``(model, model_id, reused)``: ``reused`` is true when the same fit was already
+    made on this server (nothing was refitted).  The DR-learner gets cross-fitted propensities
+    when the log has none.
     """
     import numpy as np
 
@@ -149,7 +157,9 @@ def fit_model(dataset_id: str, mapping: dict, params: dict, progress=None, scena
         model = UpliftModel(**params).fit(log, propensity=propensity, progress=progress)
         return model, save_model(model, log, Workspace(path), scenario_id)
 
-    return memoised(("model", path, dataset_id, mapping_json, json.dumps(params, sort_keys=True)), compute, keep=12)
+    key = ("model", path, dataset_id, mapping_json, json.dumps(params, sort_keys=True))
+    reused = is_memoised(key)
+    return (*memoised(key, compute, keep=12), reused)
 
 
 def stored_model(model_id: str):

@@ -90,6 +90,13 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
         ordered = numeric + [c for c in columns if c not in numeric]
         out["value"] = _pick("Value outcome", ordered, mapping.get("value"), f"{key}_value",
                              "What the offer should increase: revenue, margin, conversion…")
+        out["value_unit"] = None
+        if out["value"] in numeric and set(frame[out["value"]].dropna().unique()) <= {0, 1}:
+            out["value_unit"] = st.number_input(
+                "One conversion is worth (money)", min_value=0.0, value=mapping.get("value_unit"), step=1.0,
+                key=f"{key}_value_unit", placeholder="leave empty to count conversions",
+                help=f"`{out['value']}` is 0/1. Say what one conversion is worth and every effect, CPI and budget "
+                     "is in money; leave it empty to work in conversions.") or None
         modes = ["Cost column", "Constant cost per arm", "No cost"]
         mode_default = 0 if mapping.get("cost") else 1 if mapping.get("action_cost") else 2
         mode = st.radio("Incentive cost", modes, index=mode_default, key=f"{key}_cost_mode", horizontal=True,

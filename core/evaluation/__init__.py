@@ -12,6 +12,10 @@ from .calibration import Calibration, calibration_bins
 from .curves import aucc, cost_ranking, qini_auc_score, qini_coefficient, uplift_at_top, uplift_auc_score
 
 TOP_FRACTIONS = (0.1, 0.2, 0.3)
+# Fewer outcome events (non-zero outcomes: conversions, purchases) than this in an offer's arm or
+# in the control and ranking metrics are noise: a Qini built on a handful of conversions moves by
+# more than the gap between models when one customer changes sides.
+MIN_EVENTS = 50
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,12 @@ class ArmEvaluation:
     uplift_at_top: dict
     calibration: Calibration
     calibration_cost: Calibration | None = None
+    events: tuple[int, int] = (0, 0)  # non-zero outcomes in (this arm, control)
+
+    @property
+    def rare(self) -> bool:
+        """Too few outcome events in this arm or the control to rank customers (see MIN_EVENTS)."""
+        return min(self.events) < MIN_EVENTS
 
     def to_dict(self) -> dict:
         out = {"qini_normalized": self.qini_normalized, "auuc_normalized": self.auuc_normalized,
@@ -34,6 +44,7 @@ class ArmEvaluation:
                "calibration": self.calibration.table[["bin", "n", "predicted", "observed", "ci_low", "ci_high"]].to_dict("records"),
                "calibration_slope": self.calibration.slope, "calibration_intercept": self.calibration.intercept,
                "monotonicity": self.calibration.monotonicity, "n": self.n,
+               "events": {"arm": self.events[0], "control": self.events[1]}, "too_few_events": self.rare,
                "uplift_at_top": {f"{int(f * 100)}%": v for f, v in self.uplift_at_top.items()}}
         if self.aucc is not None:
             out["aucc"] = self.aucc
@@ -63,7 +74,8 @@ class Evaluation:
         return {"qini": mean([a.qini_normalized for a in arms]), "auuc": mean([a.auuc_normalized for a in arms]),
                 "aucc": mean([a.aucc for a in arms]), "calibration_slope": mean([a.calibration.slope for a in arms]),
                 "calibration_slope_cost": mean([a.calibration_cost.slope for a in arms if a.calibration_cost is not None]),
-                "monotonicity": mean([a.calibration.monotonicity for a in arms])}
+                "monotonicity": mean([a.calibration.monotonicity for a in arms]),
+                "min_events": min(min(a.events) for a in arms) if arms else 0}
 
 
 def inverse_propensity_weights(propensity) -> np.ndarray | None:
@@ -121,8 +133,13 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
                 notes.append(f"{arm}: no cost curve ({exc})")
             if np.ptp(tau_cost) > 0:
                 calibration_cost = calibration_bins(cost[rows], tau_cost, t, w, n_bins)
+        events = (int(np.count_nonzero(y[t == 1])), int(np.count_nonzero(y[t == 0])))
+        if min(events) < MIN_EVENTS:
+            notes.append(f"{arm}: only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
+                         f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
+                         "do not rank customers on them")
         results[arm] = ArmEvaluation(
-            arm=arm, n=int(rows.sum()),
+            arm=arm, n=int(rows.sum()), events=events,
             qini_normalized=qini_auc_score(y, score, t, w), auuc_normalized=uplift_auc_score(y, score, t, w),
             qini_coefficient=qini_coefficient(y, score, t, w), aucc=arm_aucc,
             uplift_at_top={f: uplift_at_top(y, score, t, f, w) for f in TOP_FRACTIONS},
@@ -133,12 +150,18 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
 def recommend(boards: dict[str, dict]) -> tuple[str | None, str]:
     """Pick a model from leaderboard rows (name → summary with qini, calibration_slope, stability).
 
+    No model (``None``) when every row's ``min_events`` is below :data:`MIN_EVENTS`: nothing is
+    recommended on noise.
     Highest average normalised Qini among the models whose value calibration slope lies in
     [0.5, 1.5] and whose stability (when measured) is at least 0.6; if none qualifies, the
     highest Qini, with the reason it falls short.
     """
     if not boards:
         return None, "no model fitted yet"
+    events = [row.get("min_events") for row in boards.values() if row.get("min_events") is not None]
+    if events and max(events) < MIN_EVENTS:
+        return None, (f"no recommendation: the log has as few as {min(events):,} non-zero outcomes in an arm "
+                      f"(fewer than {MIN_EVENTS}), so the models' Qini and calibration differ by noise")
 
     def ok(row):
         slope, stab = row.get("calibration_slope"), row.get("stability")

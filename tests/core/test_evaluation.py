@@ -227,3 +227,28 @@ def test_recommendation_prefers_calibrated_models():
     assert best == "x" and "calibration slope 0.95" in why
     best, why = recommend({"s": boards["s"]})
     assert best == "s" and "no model is well calibrated" in why
+
+
+def test_rare_outcomes_are_flagged_per_arm_and_nothing_is_recommended_on_noise():
+    """Issue 13, item 10: two conversions in a log must not give 'Recommended: … highest Qini'."""
+    from core.evaluation import MIN_EVENTS, evaluate
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    frame = pd.DataFrame({"arm": np.where(np.arange(n) % 2 == 0, "0", "1"), "x": rng.normal(size=n),
+                          "conversion": 0})
+    frame.loc[[1, 4], "conversion"] = 1  # one conversion under the offer, one under control
+    log = ExperimentLog.from_frame(frame, ColumnMap(action="arm", control="0", value="conversion", features=("x",)))
+    scores = pd.DataFrame({"tau_value__1": rng.normal(size=n), "tau_cost__1": np.nan})
+    result = evaluate(log, scores)
+    assert result.arms["1"].events == (1, 1) and result.arms["1"].rare
+    assert any("only 1 non-zero outcomes under the offer and 1 under '0'" in note for note in result.notes)
+    summary = result.summary()
+    assert summary["min_events"] == 1
+    best, why = recommend({"x": {**summary, "stability": None}, "s": {**summary, "qini": 0.9, "stability": None}})
+    assert best is None and "no recommendation" in why and "as few as 1 non-zero outcomes" in why
+    # exactly MIN_EVENTS in the thinner arm is enough
+    boards = {"x": {"qini": 0.2, "calibration_slope": 1.0, "stability": None, "min_events": MIN_EVENTS}}
+    assert recommend(boards)[0] == "x"
+    boards["x"]["min_events"] = MIN_EVENTS - 1
+    assert recommend(boards)[0] is None

@@ -186,3 +186,21 @@ def test_the_dropped_rows_check_flags_uneven_missingness():
     chi2, p, dof, _ = chi2_contingency([[990, 900], [10, 100]], correction=False)
     assert (uneven["chi2"], uneven["p_value"], uneven["dof"]) == pytest.approx((chi2, p, dof))
     assert uneven["p_value"] < 1e-10
+
+
+def test_a_binary_outcome_can_be_given_a_money_value():
+    """Issue 13, item 9: what one conversion is worth puts value, effects and CPI in money."""
+    from core.diagnostics.readout import readout
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"arm": rng.choice(["No", "Yes"], 2000), "purchase": rng.integers(0, 2, 2000), "x": 1.0})
+    counted = ExperimentLog.from_frame(frame, ColumnMap(action="arm", control="No", value="purchase", action_cost={"Yes": 0.15}))
+    money = ExperimentLog.from_frame(frame, ColumnMap(action="arm", control="No", value="purchase", action_cost={"Yes": 0.15},
+                                                      value_unit=10.0))
+    np.testing.assert_array_equal(money.value, 10.0 * counted.value)
+    plain, scaled = readout(counted), readout(money)
+    assert scaled.effects.iloc[0]["effect"] == pytest.approx(10 * plain.effects.iloc[0]["effect"])
+    assert scaled.cpi.iloc[0]["cpi"] == pytest.approx(plain.cpi.iloc[0]["cpi"] / 10)
+    assert money.fingerprint != counted.fingerprint
+    with pytest.raises(UserError, match=r"the worth of one unit of 'purchase' must be a number > 0, got -1"):
+        ExperimentLog.from_frame(frame, ColumnMap(action="arm", control="No", value="purchase", value_unit=-1.0))

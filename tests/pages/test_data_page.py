@@ -223,3 +223,15 @@ def cached_frame(at):
     from core.workspace import Workspace
 
     return Workspace().load_dataset(at.session_state["current"].dataset_id)
+
+
+def test_a_conversion_can_be_given_a_money_value(app):
+    from tests.pages.helpers import promo_log_csv
+
+    at = upload(app.run(), "promo.csv", promo_log_csv(2000, seed=5))
+    before = at.dataframe[-1].value.set_index("arm")["mean_value"]
+    by_label(at.number_input, "One conversion is worth (money)").set_value(10.0).run()
+    assert not at.exception and errors(at) == ""
+    after = at.dataframe[-1].value.set_index("arm")["mean_value"]
+    assert after.to_dict() == pytest.approx((10 * before).to_dict())
+    assert at.session_state["current"].mapping["value_unit"] == 10.0

@@ -63,6 +63,13 @@ def test_red_light_blocks_fitting_until_acknowledged_then_fits(app):
     [record] = Workspace().list_models().to_dict("records")
     assert record["learner"] == "auto" and record["id"] == board["model id"][0] == model["model_id"]
 
+    first_label = [e.label for e in at.status if "fitted in" in (e.label or "")]
+    assert first_label and "reused" not in first_label[0]
+    # Fitting again with the same settings reuses the fit and says so, not "fitted in <old seconds>".
+    fit_button(at).click().run()
+    labels = [e.label for e in at.status if e.label]
+    assert any("already fitted with these settings" in l and "reused, nothing refitted" in l for l in labels), labels
+
     # A revisit shows the fitted model without fitting again.
     at.switch_page("pages/1_data.py").run()
     at.switch_page("pages/3_models.py").run()
