@@ -179,6 +179,36 @@ def test_evaluate_rejects_unknown_arms_and_misaligned_scores(sim_fit):
 
 # --- bands and stability ---------------------------------------------------------------------------
 
+def test_bands_are_the_2_5_and_97_5_percentiles_of_the_replicate_curves():
+    """Rebuild every Poisson-bootstrap replicate of the Qini and uplift curves independently (same
+    seed, so the same counts) and take the percentiles: the bands must be exactly those."""
+    rng = np.random.default_rng(12)
+    n, n_boot, seed = 400, 300, 4
+    t = rng.integers(0, 2, n)
+    score = rng.normal(size=n)
+    y = rng.binomial(1, 0.2 + 0.2 * t * (score > 0)).astype(float)
+    bands = curve_bands(y, score, t, n_boot=n_boot, seed=seed, grid=20)
+    counts = np.random.default_rng(seed).poisson(1.0, size=(n_boot, n)).astype(float)
+    order = np.argsort(score, kind="mergesort")[::-1]
+    ends = np.round(bands["fraction"] * n).astype(int)
+    qini, uplift = [], []
+    tt, yy = t[order], y[order]
+    for k in counts:  # the counts are drawn for the units in ranked order
+        nt, nc = np.cumsum(k * tt)[ends - 1], np.cumsum(k * (1 - tt))[ends - 1]
+        yt, yc = np.cumsum(k * tt * yy)[ends - 1], np.cumsum(k * (1 - tt) * yy)[ends - 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_t = np.where(nt > 0, yt / nt, 0.0)
+            mean_c = np.where(nc > 0, yc / nc, 0.0)
+        qini.append(np.where(nc > 0, yt - yc * nt / np.where(nc > 0, nc, 1), yt))
+        uplift.append((mean_t - mean_c) * (nt + nc))
+    qini, uplift = np.array(qini), np.array(uplift)
+    np.testing.assert_allclose(bands["qini_low"], np.percentile(qini, 2.5, axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(bands["qini_high"], np.percentile(qini, 97.5, axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(bands["uplift_low"], np.percentile(uplift, 2.5, axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(bands["uplift_high"], np.percentile(uplift, 97.5, axis=0), rtol=1e-9, atol=1e-9)
+    assert not np.allclose(bands["qini_high"], np.percentile(qini, 95, axis=0)), "the levels matter"
+
+
 def test_bands_agree_with_a_naive_bootstrap_and_are_seeded():
     rng = np.random.default_rng(5)
     n = 3000
@@ -252,3 +282,23 @@ def test_rare_outcomes_are_flagged_per_arm_and_nothing_is_recommended_on_noise()
     assert recommend(boards)[0] == "x"
     boards["x"]["min_events"] = MIN_EVENTS - 1
     assert recommend(boards)[0] is None
+
+
+def test_calibration_line_weights_each_bin_by_its_inverse_variance():
+    """Slope and intercept equal numpy's weighted fit with w = 1/se (numpy weights residuals, so
+    that is inverse-variance weighting); bins of unequal size make the weights differ, so an
+    unweighted or 1/se-weighted line would not match."""
+    rng = np.random.default_rng(9)
+    n = 3000
+    score = rng.uniform(0, 2, n)
+    t = rng.integers(0, 2, n)
+    noise = np.where(score > 1.3, 8.0, 1.0)  # the top bins are much noisier
+    y = 5 + 0.7 * score * t + rng.normal(0, noise)
+    cal = calibration_bins(y, score, t, n_bins=4)
+    table = cal.table
+    assert len(table) == 4 and table["se"].nunique() == 4 and table["se"].max() > 3 * table["se"].min()
+    slope, intercept = np.polyfit(table["predicted"], table["observed"], 1, w=1 / table["se"])
+    assert cal.slope == pytest.approx(slope, rel=1e-10)
+    assert cal.intercept == pytest.approx(intercept, rel=1e-10)
+    unweighted = np.polyfit(table["predicted"], table["observed"], 1)[0]
+    assert abs(unweighted - slope) > 1e-3, "the weights matter in this example"

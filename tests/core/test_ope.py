@@ -40,6 +40,17 @@ def test_switch_dr_drops_large_weights():
     assert out["dr"].value == pytest.approx(1.0 + (2 * 1.0 + 10 * 3.0) / 2)
 
 
+def test_switch_dr_keeps_a_row_whose_weight_equals_tau():
+    """The Open Bandit Pipeline's switch: the IPS correction is kept where w ≤ τ, so a weight of
+    exactly τ counts (a strict < would drop it)."""
+    y, p = np.array([1.0, 3.0, 2.0]), np.array([0.5, 0.25, 0.1])
+    # w = [2, 4, 10]; residuals y − q̂ = [1, 3, 2]
+    out = estimate(y, p, [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5], n_boot=20, tau=4.0).estimates
+    assert out["switch-dr"].value == pytest.approx(0.5 + (2 * 1.0 + 4 * 3.0) / 3)
+    just_below = estimate(y, p, [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5], n_boot=20, tau=np.nextafter(4.0, 0)).estimates
+    assert just_below["switch-dr"].value == pytest.approx(0.5 + (2 * 1.0) / 3)
+
+
 def test_fast_bootstrap_matches_a_resampling_loop_and_is_seeded():
     rng = np.random.default_rng(0)
     stats = np.column_stack([np.ones(2000), rng.exponential(2, 2000), rng.normal(1, 3, 2000)])

@@ -84,3 +84,42 @@ def test_unwritable_location_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserError, match=r"cannot create the workspace folder"):
         Workspace(blocker / "sub" / "ws.duckdb")
+
+
+class _Payload:
+    """Unpickling this writes a marker file: proof that a payload was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_tampered_model_payload_in_the_workspace_fails_its_signature(tmp_path):
+    """Someone with write access to the DuckDB file swaps a model's payload (and even its stored
+    digest): loading refuses before unpickling anything."""
+    import hashlib
+    import pickle
+
+    import duckdb
+
+    from core.uplift.persist import load_model
+
+    ws = Workspace(tmp_path / "ws.duckdb")
+    genuine = pickle.dumps({"a": "model"})
+    model_id, digest = ws.save_model(genuine, dataset_fingerprint="f", learner="x", params={}, metrics={}, seconds=1.0)
+    assert load_model(model_id, ws) == {"a": "model"}
+
+    marker = tmp_path / "unpickled.txt"
+    evil = pickle.dumps(_Payload(marker))
+    with duckdb.connect(str(ws.path)) as con:
+        con.execute("UPDATE models SET payload = ? WHERE id = ?", [evil, model_id])
+    with pytest.raises(UserError, match=rf"model '{model_id}' fails its signature check; refusing to load it"):
+        load_model(model_id, ws)
+    # a digest recomputed without the workspace's secret key does not help
+    with duckdb.connect(str(ws.path)) as con:
+        con.execute("UPDATE models SET digest = ? WHERE id = ?", [hashlib.sha256(evil).hexdigest(), model_id])
+    with pytest.raises(UserError, match=r"fails its signature check"):
+        load_model(model_id, ws)
+    assert not marker.exists(), "the tampered payload was never unpickled"
