@@ -48,16 +48,21 @@ def format_number(x, sig: int = SIGNIFICANT) -> str:
     return f"{x:,.{decimals_for(magnitude, sig)}f}"
 
 
-def format_p(p) -> str:
-    """A p-value with its relation: ``p = 0.023``, ``p = 2.3e-142``, ``p < 1e-300``; ``—`` if missing."""
+def format_p(p, prefix: bool = True) -> str:
+    """A p-value with its relation: ``p = 0.023``, ``p = 2.3e-142``, ``p < 1e-300``; ``—`` if missing.
+
+    ``prefix=False`` for a table cell: ``0.023``, ``2.3e-142``, ``< 1e-300``.
+    """
     if _missing(p):
         return "—"
     p = float(p)
     if p < 1e-300:
-        return "p < 1e-300"
-    if p < 0.001:
-        return f"p = {p:.1e}"
-    return f"p = {p:.3f}"
+        text = "p < 1e-300"
+    elif p < 0.001:
+        text = f"p = {p:.1e}"
+    else:
+        text = f"p = {p:.3f}"
+    return text if prefix else text.removeprefix("p = ").removeprefix("p ")
 
 
 def is_p_column(name) -> bool:
@@ -81,7 +86,7 @@ def format_table(frame: pd.DataFrame) -> pd.DataFrame:
     for column in out.columns:
         values = out[column]
         if is_p_column(column) and pd.api.types.is_numeric_dtype(values):
-            out[column] = [format_p(v).removeprefix("p = ") for v in values]
+            out[column] = [format_p(v, prefix=False) for v in values]
         elif pd.api.types.is_bool_dtype(values):
             continue
         elif pd.api.types.is_numeric_dtype(values):

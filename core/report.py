@@ -39,6 +39,11 @@ class _Figures:
         self.first = True
 
     def __call__(self, fig) -> str:
+        # The charts' tight margins suit the app, whose theme grows them to fit; a standalone
+        # page does not, so every axis reserves room for its tick labels and title here.
+        fig.update_xaxes(automargin=True)
+        fig.update_yaxes(automargin=True)
+        fig.update_layout(template="plotly_white")
         out = pio.to_html(fig, full_html=False, include_plotlyjs=self.first, config={"displaylogo": False})
         self.first = False
         return out

@@ -128,10 +128,10 @@ if log.dropped:
     text = (f"{sum(log.dropped.values()):,} incomplete rows are left out of the analysis (the file keeps them). "
             f"Share left out per arm: {rates}.")
     if check["p_value"] < 0.001:
-        st.warning(text + f" Rows went missing unevenly across arms (χ² = {check['chi2']:.1f}, p {format_p(check['p_value'])}): "
+        st.warning(text + f" Rows went missing unevenly across arms (χ² = {check['chi2']:.1f}, {format_p(check['p_value'])}): "
                    "the kept rows may no longer be comparable — check the SRM light in step 2.", icon=":material/warning:")
     else:
-        st.info(text + f" The drop is even across arms (χ² test p {format_p(check['p_value'])}); step 2 re-checks the "
+        st.info(text + f" The drop is even across arms (χ² test, {format_p(check['p_value'])}); step 2 re-checks the "
                 "split on the rows kept.", icon=":material/info:")
 
 st.subheader("Per-arm summary")

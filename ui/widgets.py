@@ -23,7 +23,7 @@ def table(frame: pd.DataFrame, column_config: dict | None = None, **kwargs) -> N
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
         if is_p_column(column):
-            shown[column] = [format_p(v).removeprefix("p = ") for v in values]
+            shown[column] = [format_p(v, prefix=False) for v in values]
         elif pd.api.types.is_integer_dtype(values):
             config[column] = st.column_config.NumberColumn(format="%,d")
         elif (fmt := column_printf(values)) is not None:

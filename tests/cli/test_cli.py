@@ -654,6 +654,14 @@ def test_report_from_a_config_opens_offline(capsys, tmp_path):
     from core.format import format_number
 
     assert f"<td>{format_number(effect)}</td>" in text
+    # no clipped axis labels: every axis of every chart makes room for its labels (issue 13, item 14)
+    import re
+
+    layouts = [json.loads(m) for m in re.findall(r'Plotly\.newPlot\(\s*"[^"]+",\s*\[.*?\],\s*(\{.*?\}),\s*\{"displaylogo"', text, re.S)]
+    axes = [v for layout in layouts for k, v in layout.items() if re.fullmatch(r"[xy]axis\d*", k)]
+    assert len(layouts) >= 2 and len(axes) >= 4
+    assert all(axis.get("automargin") is True for axis in axes)
+    assert "e+0" not in re.sub(r"<script.*?</script>", "", text, flags=re.S), "no scientific notation in the tables"
 
 
 @pytest.mark.parametrize("args,message", [

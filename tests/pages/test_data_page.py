@@ -215,7 +215,7 @@ def test_text_and_missing_values_are_named_and_can_be_left_out(app):
     assert "395 customers, 2 arms" in at.success[0].value
     notes = " ".join(i.value for i in at.info)
     assert "5 incomplete rows are left out of the analysis (the file keeps them)" in notes
-    assert "The drop is even across arms" in notes
+    assert "The drop is even across arms (χ² test, p = " in notes
     assert len(cached_frame(at)) == n, "the stored dataset keeps every row"
 
 
