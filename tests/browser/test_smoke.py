@@ -91,6 +91,27 @@ def test_reloading_a_page_url_keeps_the_app_around_it(server, browser):
     page.close()
 
 
+def diagnose_and_fit(page) -> None:
+    """Steps 2 and 3 with their defaults: run the diagnostics, then fit and wait for the models."""
+    page.get_by_role("link", name="2 · Diagnostics").click()
+    page.get_by_text("Model fitting is allowed").first.wait_for(timeout=180_000)
+    page.get_by_role("link", name="3 · Models").click()
+    page.get_by_role("button", name="Fit models").click()
+    page.get_by_text("Fitted models").first.wait_for(timeout=300_000)
+
+
+def build_and_download_report(page, folder, ready_text: str) -> str:
+    """Open step 7, build the report, wait for ``ready_text``, download it; return its HTML."""
+    page.get_by_role("link", name="7 · Report").click()
+    page.get_by_role("button", name="Build the report").click()
+    page.get_by_text(ready_text).first.wait_for(timeout=300_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    target = folder / "report.html"
+    download.value.save_as(target)
+    return target.read_text()
+
+
 def metric(page, label: str) -> str:
     return page.locator('[data-testid="stMetric"]', has_text=label).first.inner_text().split("\n")[-1]
 
@@ -100,11 +121,7 @@ def test_the_whole_flow_in_a_browser(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(server)
     page.get_by_text("The log fits the mapping").first.wait_for(timeout=120_000)
-    page.get_by_role("link", name="2 · Diagnostics").click()
-    page.get_by_text("Model fitting is allowed").first.wait_for(timeout=120_000)
-    page.get_by_role("link", name="3 · Models").click()
-    page.get_by_role("button", name="Fit models").click()
-    page.get_by_text("Fitted models").first.wait_for(timeout=300_000)
+    diagnose_and_fit(page)
     page.get_by_text("Auto chose the").first.wait_for(timeout=60_000)  # the default fit names its choice
     shot(page, "3_models")
 
@@ -125,14 +142,7 @@ def test_the_whole_flow_in_a_browser(server, browser, tmp_path):
     page.get_by_text("Increment over no offer").first.wait_for(timeout=300_000)
     shot(page, "6_policies")
 
-    page.get_by_role("link", name="7 · Report").click()
-    page.get_by_role("button", name="Build the report").click()
-    page.get_by_text("Report ready").first.wait_for(timeout=300_000)
-    with page.expect_download(timeout=60_000) as download:
-        page.get_by_role("button", name="Download the report (HTML)").click()
-    target = tmp_path / "report.html"
-    download.value.save_as(target)
-    text = target.read_text()
+    text = build_and_download_report(page, tmp_path, "Report ready")
     assert "<h2>Allocation</h2>" in text and 'src="http' not in text
     (ARTIFACTS / "report.html").write_text(text)
     page.close()
@@ -218,11 +228,7 @@ def test_a_log_without_cost_reaches_a_plan_policies_and_a_report(server, browser
     page.get_by_role("button", name="Save scenario").click()
     page.get_by_text("Saved scenario 'Promo without cost'").first.wait_for(timeout=60_000)
 
-    page.get_by_role("link", name="2 · Diagnostics").click()
-    page.get_by_text("Model fitting is allowed").first.wait_for(timeout=180_000)
-    page.get_by_role("link", name="3 · Models").click()
-    page.get_by_role("button", name="Fit models").click()
-    page.get_by_text("Fitted models").first.wait_for(timeout=300_000)
+    diagnose_and_fit(page)
 
     page.get_by_role("link", name="5 · Allocation").click()
     page.get_by_text("This log has no cost").first.wait_for(timeout=120_000)
@@ -248,13 +254,6 @@ def test_a_log_without_cost_reaches_a_plan_policies_and_a_report(server, browser
     page.get_by_text("model policy (at most 200 offers)").first.wait_for(timeout=300_000)
     shot(page, "6_policies_no_cost")
 
-    page.get_by_role("link", name="7 · Report").click()
-    page.get_by_role("button", name="Build the report").click()
-    page.get_by_text("Report ready: data, diagnostics, models, allocation, policies").first.wait_for(timeout=300_000)
-    with page.expect_download(timeout=60_000) as download:
-        page.get_by_role("button", name="Download the report (HTML)").click()
-    target = tmp_path / "report.html"
-    download.value.save_as(target)
-    text = target.read_text()
+    text = build_and_download_report(page, tmp_path, "Report ready: data, diagnostics, models, allocation, policies")
     assert "<h2>Allocation</h2>" in text and "At most 200 offers" in text and "<h2>Policy comparison" in text
     page.context.close()

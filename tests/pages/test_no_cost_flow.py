@@ -75,6 +75,9 @@ def test_policies_compare_the_model_policy_and_the_report_has_every_section(plan
     table = at.dataframe[0].value
     assert any(p.startswith("model policy (at most") for p in table["policy"])
     at.switch_page("pages/7_report.py").run()
+    checklist = " ".join(m.value for m in at.markdown)
+    # icons that every font renders, not emoji that show as empty boxes (issue 13, item 14)
+    assert ":material/check_box: Allocation" in checklist and "✅" not in checklist and "⬜" not in checklist
     [b for b in at.button if b.label == "Build the report"][0].click().run()
     assert not at.exception and not at.error, texts(at.error)
     assert "data, diagnostics, models, allocation, policies" in texts(at.success)
