@@ -12,7 +12,7 @@ from core.decision.policy import cpi_scale, empty_plan_reason, free_picks
 from core.errors import UserError
 from core.uplift.learners import model_title
 from ui import cached
-from ui.widgets import remembered, require_log, require_models, show_error, table
+from ui.widgets import remembered, require_log, require_models, show_error, slider_with_input, table
 
 ui.page_setup()
 
@@ -54,7 +54,6 @@ if basis == "per_send":
         st.warning("Every offer costs 0 here, so the budget limits nothing: enter what one offer sent costs.")
 setting = {"cost_basis": basis, "offer_costs": offer_costs}
 counting = basis == "count"
-unit = "offers" if counting else "cost"
 
 try:
     everything, _ = cached.frontier(model_id, setting)
@@ -78,29 +77,13 @@ candidates, frontier = cached.frontier(model_id, setting)
 
 full = frontier.curve(points=2)["cost"].iloc[-1]
 max_budget = float(np.ceil(max(full, 1.0)))
-budget_key = f"alloc_budget_{model_id}_{basis}"
 saved_budget = saved.get("budget") if saved.get("cost_basis", "model") == basis else None
-remembered(budget_key, float(saved_budget if saved_budget is not None else round(max_budget * 0.3)), clamp=(0.0, max_budget))
-remembered(budget_key + "_typed", st.session_state[budget_key])
-
-
-def _typed():
-    st.session_state[budget_key] = min(max(float(st.session_state[budget_key + "_typed"]), 0.0), max_budget)
-
-
-def _dragged():
-    st.session_state[budget_key + "_typed"] = st.session_state[budget_key]
-
-
-budget_label = "Budget: at most this many offers" if counting else "Budget (expected incremental cost)"
 full_text = f"{max_budget:,.0f} offers" if counting else f"{max_budget:,.0f}"
-b1, b2 = st.columns([4, 1])
-b1.slider(budget_label, 0.0, max_budget, step=1.0 if counting else float(max(max_budget / 500, 0.01)), key=budget_key,
-          on_change=_dragged, format="%.0f" if counting else None, help=f"Spending {full_text} would give every customer their best worthwhile offer.")
-b2.number_input("Type a budget", min_value=0.0, max_value=max_budget, step=1.0 if counting else float(max(round(max_budget / 100), 1)),
-                key=budget_key + "_typed", on_change=_typed, help="The same budget, typed exactly.",
-                format="%.0f" if counting else "%.2f")
-budget = float(st.session_state[budget_key])
+budget = slider_with_input(
+    "Budget: at most this many offers" if counting else "Budget (expected incremental cost)", max_budget,
+    key=f"alloc_budget_{model_id}_{basis}", default=saved_budget if saved_budget is not None else round(max_budget * 0.3),
+    step=1.0 if counting else float(max(max_budget / 500, 0.01)), typed_label="Type a budget", whole=counting,
+    help=f"Spending {full_text} would give every customer their best worthwhile offer.")
 cur.config["allocation"] = {"model": model_key, "cost_basis": basis, "offer_costs": offer_costs, "cpi_max": cpi_max, "budget": budget}
 
 plan = allocate_fast(candidates, budget, log.control, frontier)

@@ -247,6 +247,29 @@ def remembered(key: str, default, clamp: tuple | None = None) -> str:
     return key
 
 
+def slider_with_input(label: str, high: float, key: str, default: float, step: float, typed_label: str = "Type it",
+                      whole: bool = False, help: str | None = None) -> float:
+    """A slider from 0 to ``high`` with a number box beside it holding the same value: drag it,
+    or type it exactly.  Each widget's change callback copies its value into the other.
+    ``whole``: show whole numbers (a count).  Returns the value."""
+    typed_key = key + "_typed"
+    remembered(key, float(default), clamp=(0.0, high))
+    remembered(typed_key, st.session_state[key], clamp=(0.0, high))
+
+    def typed():
+        st.session_state[key] = min(max(float(st.session_state[typed_key]), 0.0), high)
+
+    def dragged():
+        st.session_state[typed_key] = st.session_state[key]
+
+    left, right = st.columns([4, 1])
+    left.slider(label, 0.0, high, step=step, key=key, on_change=dragged, format="%.0f" if whole else None, help=help)
+    right.number_input(typed_label, min_value=0.0, max_value=high,
+                       step=1.0 if whole else float(max(round(high / 100), 1)), key=typed_key, on_change=typed,
+                       format="%.0f" if whole else "%.2f", help="The same value, typed exactly.")
+    return float(st.session_state[key])
+
+
 def require_models(log, message: str) -> dict:
     """The models fitted on ``log`` in this session, or ``message`` with a link to step 3 (and stop)."""
     from ui import state
