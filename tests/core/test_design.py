@@ -107,3 +107,121 @@ def test_a_conversion_log_is_designed_as_a_rate():
     assert result.rate == pytest.approx(p) and result.sd is None
     expected = SOLVER.solve_power(proportion_effectsize(p + 0.01, p), nobs1=None, alpha=0.05, power=0.8)
     assert result.n_per_arm == math.ceil(expected)
+
+
+# --- deployment with exploration --------------------------------------------------------------------
+
+from core.design.deploy import deploy  # noqa: E402
+
+
+def _plan(n=20_000, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": np.arange(100_000, 100_000 + n), "action": rng.choice(["none", "a", "b"], n, p=[0.5, 0.3, 0.2]),
+                         "tau_value": rng.uniform(0, 1, n), "segment": rng.choice(["new", "active", "lapsed"], n)})
+
+
+def _policy_matrix(plan, actions, holdout, explore, floor=None):
+    """π(a | i) by the module's formula, written out independently."""
+    k = len(actions)
+    rows = []
+    for p in plan["action"]:
+        q = {a: (floor / explore if floor else 1 / k) for a in actions}
+        if floor:
+            q[p] += 1 - k * floor / explore
+        rows.append({a: explore * q[a] + holdout * (a == "none") + (1 - holdout - explore) * (a == p) for a in actions})
+    return pd.DataFrame(rows)
+
+
+def test_propensities_are_exact_and_realised_shares_match_them():
+    from scipy.stats import chisquare
+
+    plan = _plan()
+    out = deploy(plan, "none", holdout=0.05, explore=0.2, salt="spring")
+    frame = out.frame
+    assert list(frame.columns) == ["id", "action", "propensity", "bucket"]
+    matrix = _policy_matrix(plan, ["none", "a", "b"], 0.05, 0.2)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+    expected_pi = matrix.to_numpy()[np.arange(len(plan)), [["none", "a", "b"].index(a) for a in frame["action"]]]
+    np.testing.assert_allclose(frame["propensity"], expected_pi, rtol=1e-12)
+    # realised counts per action against Σ_i π(a | i)
+    observed = [int((frame["action"] == a).sum()) for a in ("none", "a", "b")]
+    assert chisquare(observed, matrix.sum(axis=0).to_numpy()).pvalue > 0.001
+    assert (frame.loc[frame["bucket"] == "holdout", "action"] == "none").all()
+    assert (frame.loc[frame["bucket"] == "plan", "action"].to_numpy() == plan.loc[frame["bucket"] == "plan", "action"].to_numpy()).all()
+
+
+def test_holdout_and_exploration_shares_hold_in_every_segment():
+    from scipy.stats import chisquare
+
+    plan = _plan()
+    frame = deploy(plan, "none", holdout=0.05, explore=0.1, salt="s").frame
+    for segment, rows in frame.groupby(plan["segment"].to_numpy()):
+        observed = [int((rows["bucket"] == b).sum()) for b in ("holdout", "explore", "plan")]
+        assert chisquare(observed, np.array([0.05, 0.1, 0.85]) * len(rows)).pvalue > 0.001, segment
+
+
+def test_one_more_customer_changes_no_earlier_assignment_and_the_salt_reshuffles():
+    plan = _plan(3000)
+    before = deploy(plan.iloc[:-1], "none", salt="x", offers=["a", "b"]).frame
+    after = deploy(plan, "none", salt="x", offers=["a", "b"]).frame
+    pd.testing.assert_frame_equal(after.iloc[:-1], before)
+    other = deploy(plan, "none", salt="y", offers=["a", "b"]).frame
+    assert (other["bucket"] != after["bucket"]).mean() > 0.05
+
+
+def test_a_floor_on_every_propensity_and_what_exploration_costs():
+    plan = _plan(5000)
+    out = deploy(plan, "none", holdout=0.05, explore=0.15, min_propensity=0.03, salt="f")
+    matrix = _policy_matrix(plan, ["none", "a", "b"], 0.05, 0.15, floor=0.03)
+    assert matrix.to_numpy().min() == pytest.approx(0.03) and out.floor == pytest.approx(0.03)
+    assert out.frame["propensity"].min() >= 0.03 - 1e-12
+    np.testing.assert_allclose(out.frame["propensity"],
+                               matrix.to_numpy()[np.arange(len(plan)), [["none", "a", "b"].index(a) for a in out.frame["action"]]])
+    # value given up: Σ τ_plan·(1 − π(plan)) when the other offers' τ is unknown (an upper bound)
+    pi_plan = matrix.to_numpy()[np.arange(len(plan)), [["none", "a", "b"].index(a) for a in plan["action"]]]
+    tau = np.where(plan["action"] == "none", 0.0, plan["tau_value"])
+    assert out.expected_value_loss == pytest.approx(float(np.sum(tau * (1 - pi_plan))))
+    assert out.loss_is_upper_bound
+    # ESS of "offer a for everyone" on the next log: n² / Σ 1/π(a | i)
+    assert out.ess["a"] == pytest.approx(len(plan) ** 2 / np.sum(1 / matrix["a"]))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"holdout": 1.0}, r"--holdout must be a share in \[0, 1\), got 1.0"),
+    ({"explore": -0.1}, r"--explore must be a share in \[0, 1\), got -0.1"),
+    ({"holdout": 0.5, "explore": 0.5}, r"add up to 1; they must leave some customers for the plan"),
+    ({"explore": 0.05, "min_propensity": 0.02}, r"--min-propensity 0.02 cannot be met with 3 actions: exploring 0.05"),
+])
+def test_bad_deployment_inputs(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        deploy(_plan(50), "none", **kwargs)
+
+
+def test_an_allocation_without_ids_is_refused():
+    with pytest.raises(UserError, match=r"the allocation has no 'id' column"):
+        deploy(pd.DataFrame({"action": ["a", "none"]}), "none")
+    with pytest.raises(UserError, match=r"the allocation has 1 duplicated ids"):
+        deploy(pd.DataFrame({"id": [1, 1], "action": ["a", "none"]}), "none")
+
+
+def test_the_next_log_evaluates_the_pure_plan_without_bias():
+    """On the simulator: deploy a plan with exploration, take each customer's potential outcome
+    under the action they got, and estimate the *pure* plan's value off-policy with the logged
+    propensities: the truth lies inside the interval."""
+    from core.ope.estimators import estimate
+    from core.simulate import ARMS, simulate
+
+    sim = simulate(20_000, seed=31)
+    truth = sim.truth
+    gains = truth[[f"true_tau_value__{a}" for a in ARMS[1:]]].to_numpy()
+    best = np.where(gains.max(axis=1) > 0, np.array(ARMS[1:])[gains.argmax(axis=1)], ARMS[0])
+    plan = pd.DataFrame({"id": sim.log["customer_id"], "action": best})
+    frame = deploy(plan, ARMS[0], holdout=0.05, explore=0.2, offers=list(ARMS[1:]), salt="ope").frame
+    y = np.array([truth.at[i, f"y_value__{a}"] for i, a in enumerate(frame["action"])])
+    follows_plan = (frame["action"].to_numpy() == best).astype(float)
+    zeros = np.zeros(len(y))
+    result = estimate(y, frame["propensity"].to_numpy(), follows_plan, zeros, zeros, estimators=["ips", "snips"],
+                      n_boot=500, seed=0).estimates
+    true_value = float(np.mean([truth.at[i, f"mu_value__{a}"] for i, a in enumerate(best)]))
+    for name in ("ips", "snips"):
+        assert result[name].ci_low <= true_value <= result[name].ci_high, (name, result[name], true_value)
