@@ -246,6 +246,45 @@ def cmd_readout(args: argparse.Namespace) -> dict:
     return out
 
 
+def cmd_design(args: argparse.Namespace) -> dict:
+    """Sample size or detectable effect of the next test, per offer against no offer."""
+    from .design.power import design, design_from_log
+
+    common = dict(mde=args.mde, n=args.n, alpha=args.alpha, power=args.power, ratio=args.ratio, correction=args.correction)
+    if args.data:
+        if args.baseline_mean is not None or args.baseline_sd is not None or args.baseline_rate is not None:
+            raise UserError("give either a log (--data …) or --baseline-sd / --baseline-rate, not both")
+        if not (args.action and args.control and args.value):
+            raise UserError("a log needs --action, --control and --value to measure the outcome's spread")
+        log = load_log(args, require_value=True)
+        return design_from_log(log, cuped=args.cuped, arms=args.arms, **common).to_dict()
+    if args.cuped:
+        raise UserError("--cuped needs a log (--data …) to measure the covariate's correlation")
+    if args.baseline_rate is not None and args.baseline_sd is not None:
+        raise UserError("give --baseline-sd (means) or --baseline-rate (conversion rates), not both")
+    out = design(sd=args.baseline_sd, rate=args.baseline_rate, arms=args.arms or 1, **common).to_dict()
+    if args.baseline_mean is not None:
+        out["baseline_mean"] = args.baseline_mean
+    return out
+
+
+def cmd_deploy(args: argparse.Namespace) -> dict:
+    """An assignment file with holdout, exploration and exact propensities, from an allocation."""
+    from .design.deploy import deploy
+    from .io import read_table
+
+    allocation = read_table(args.allocation, name=args.allocation, str_columns=["action"])
+    scores = read_table(args.scores, name=args.scores) if args.scores else None
+    offers = [o.strip() for o in args.offers.split(",") if o.strip()] if args.offers else None
+    result = deploy(allocation, args.control, holdout=args.holdout, explore=args.explore,
+                    min_propensity=args.min_propensity, salt=args.salt, offers=offers, scores=scores)
+    try:
+        result.to_frame().to_csv(args.out, index=False)
+    except OSError as exc:
+        raise UserError(f"--out '{args.out}' cannot be written: {exc.strerror}") from exc
+    return {**result.to_dict(), "path": args.out}
+
+
 def _progress_to_stderr(every: float = 0.0999):
     state = {"next": 0.0}
 
@@ -604,6 +643,37 @@ def build_parser() -> ArgumentParser:
     add_json_out(p)
     p.set_defaults(handler=cmd_readout)
 
+    p = sub.add_parser("design", help="customers needed per arm for the next test (or the effect a given size detects)")
+    add_log_options(p)
+    for option in ("--data", "--action", "--control"):
+        p._option_string_actions[option].required = False
+    p.add_argument("--baseline-mean", type=float, metavar="M", help="the outcome's mean without an offer (typed in)")
+    p.add_argument("--baseline-sd", type=float, metavar="S", help="the outcome's standard deviation (typed in)")
+    p.add_argument("--baseline-rate", type=float, metavar="P", help="the conversion rate without an offer (typed in)")
+    p.add_argument("--mde", type=float, help="the smallest effect worth detecting (absolute: money, or a rate difference)")
+    p.add_argument("--n", type=int, help="customers per treated arm (instead of --mde: the detectable effect is solved)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--power", type=float, default=0.8, help="power (default 0.8)")
+    p.add_argument("--arms", type=int, help="treated arms sharing one control (default 1, or the log's offers)")
+    p.add_argument("--ratio", type=float, default=1.0, help="control size / treated arm size (default 1)")
+    p.add_argument("--correction", default="none", help="none | bonferroni (α/arms per comparison); default none")
+    p.add_argument("--cuped", metavar="COL", help="pre-period column of the log: reports CUPED's variance factor 1 − ρ²")
+    add_json_out(p)
+    p.set_defaults(handler=cmd_design)
+
+    p = sub.add_parser("deploy", help="send a plan with a holdout and exploration: assignment file with exact propensities")
+    p.add_argument("--allocation", required=True, metavar="CSV", help="allocate's output (id, action, tau_value, …)")
+    p.add_argument("--control", default="control", metavar="LABEL", help="the no-offer label in the allocation (default control)")
+    p.add_argument("--holdout", type=float, default=0.05, help="permanent no-offer share (default 0.05)")
+    p.add_argument("--explore", type=float, default=0.10, help="randomized share (default 0.10)")
+    p.add_argument("--min-propensity", type=float, metavar="P",
+                   help="floor on every action's probability (exploration puts P/explore on each, the rest on the plan)")
+    p.add_argument("--salt", default="", metavar="S", help="hash salt: a new salt draws new buckets")
+    p.add_argument("--offers", metavar="L1,L2,...", help="every offer exploration may send (default: the plan's)")
+    p.add_argument("--scores", metavar="CSV", help="tau_value__<offer> per row: the value given up becomes exact")
+    p.add_argument("--out", required=True, metavar="CSV", help="assignment: id, action, propensity, bucket")
+    p.set_defaults(handler=cmd_deploy)
+
     p = sub.add_parser("report", help="self-contained HTML report of a saved scenario (opens offline)")
     p.add_argument("--scenario", metavar="ID", help="a scenario saved in the workspace")
     p.add_argument("--config", metavar="JSON", help='instead: {"data": PATH, "mapping": {...}, "allocation": {...}, …}')
@@ -630,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "report", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "design", "deploy", "report", *PENDING]))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

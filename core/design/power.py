@@ -203,20 +203,29 @@ def design_from_log(log, *, mde: float | None = None, n: int | None = None, alph
 
 
 def planned_cpi(log, arm: str, n_arm: int, n_control: int, alpha: float = 0.05) -> dict:
-    """The CPI of ``arm`` (Δcost / Δvalue, plain arm means of the log) and its delta-method SE
-    if the next test had ``n_arm`` and ``n_control`` customers with the log's per-arm variances:
+    """The readout's CPI of ``arm`` (Δcost / Δvalue; inverse-propensity weighted arm means when
+    the log's propensities vary, as in the readout) and its delta-method SE if the next test had
+    ``n_arm`` and ``n_control`` customers with the log's per-arm variances:
 
         Var(CPI) = Var(Δc)/Δv² + Δc²·Var(Δv)/Δv⁴ − 2·Δc·Cov(Δv, Δc)/Δv³,
-        Var(Δv) = s²_v,arm / n_arm + s²_v,control / n_control   (likewise for cost and the covariance)
+
+    each arm's variance of a mean (and the covariance of its two means) scaled from its size in
+    the log to the planned size.  At the log's own sizes this is the readout's SE.
     """
+    from ..diagnostics.readout import _weighted_cov_of_means, _weighted_mean_var
+
+    p = log.propensity
+    weighted = p is not None and any(np.ptp(p[log.action == l]) > 1e-12 for l in (arm, log.control))
     parts = {}
     for label, size in ((arm, n_arm), (log.control, n_control)):
         rows = log.action == label
+        w = 1.0 / p[rows] if weighted else np.ones(int(rows.sum()))
         v, c = log.value[rows], log.cost[rows]
-        cov = np.cov(v, c, ddof=1)
-        parts[label] = (v.mean(), c.mean(), cov[0, 0] / size, cov[1, 1] / size, cov[0, 1] / size)
-    (va, ca, vva, vca, cva), (vc, cc, vvc, vcc, cvc) = parts[arm], parts[log.control]
-    dv, dc = va - vc, ca - cc
+        scale = rows.sum() / size
+        (mv, vv), (mc, vc) = _weighted_mean_var(v, w), _weighted_mean_var(c, w)
+        parts[label] = (mv, mc, vv * scale, vc * scale, _weighted_cov_of_means(v, c, w) * scale)
+    (va, ca, vva, vca, cva), (vc_, cc, vvc, vcc, cvc) = parts[arm], parts[log.control]
+    dv, dc = va - vc_, ca - cc
     var_v, var_c, cov = vva + vvc, vca + vcc, cva + cvc
     if dv == 0:
         return {"cpi": float("nan"), "se": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}

@@ -12,7 +12,8 @@ from scipy import stats
 from core.cli import PENDING, main
 from tests.conftest import HILLSTROM, ROOT
 
-CONTRACT_COMMANDS = ["simulate", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "report", "monitor"]
+CONTRACT_COMMANDS = ["simulate", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "design", "deploy",
+                     "report", "monitor"]
 
 
 def run_cli(*args):
@@ -716,3 +717,97 @@ def test_incomplete_rows_can_be_left_out_from_the_cli(capsys, tmp_path):
     assert code == 0, err
     assert json.loads(out)["n_rows"] == 97
     assert "left out 3 incomplete rows: a 1, b 2" in err
+
+
+# --- design and deploy (issue 14) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("args,expected", [
+    (["--baseline-sd", 10, "--mde", 0.5], dict(effect_size=0.05, alpha=0.05, ratio=1.0)),
+    (["--baseline-sd", 25, "--mde", 1.2, "--arms", 3, "--correction", "bonferroni", "--power", 0.9],
+     dict(effect_size=1.2 / 25, alpha=0.05 / 3, power=0.9, ratio=1.0)),
+    (["--baseline-sd", 4, "--mde", 0.3, "--ratio", 2.5, "--alpha", 0.01], dict(effect_size=0.3 / 4, alpha=0.01, ratio=2.5)),
+    (["--baseline-rate", 0.0076, "--mde", 0.0095], dict(rate=(0.0076, 0.0095), alpha=0.05, ratio=1.0)),
+])
+def test_design_follows_the_contract_and_statsmodels(capsys, args, expected):
+    import math
+
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    code, out, err = call(capsys, "design", *args)
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"n_per_arm", "n_control", "n_total", "mde", "power", "alpha", "alpha_per_test", "sd",
+                           "effect_size", "test"}
+    assert result["test"] == "two-sided z"
+    es = expected.get("effect_size") or proportion_effectsize(sum(expected["rate"]), expected["rate"][0])
+    n = NormalIndPower().solve_power(es, nobs1=None, alpha=expected["alpha"], power=expected.get("power", 0.8),
+                                     ratio=expected["ratio"])
+    assert result["effect_size"] == pytest.approx(es, rel=1e-9)
+    assert result["alpha_per_test"] == pytest.approx(expected["alpha"])
+    assert result["n_per_arm"] == math.ceil(n) and result["n_control"] == math.ceil(n * expected["ratio"])
+
+
+def test_design_from_a_log_with_cuped(capsys):
+    code, out, err = call(capsys, "design", "--data", ROOT / "data" / "sample_campaign.parquet", "--action", "offer",
+                          "--control", "no_offer", "--value", "revenue", "--mde", 2, "--cuped", "pre_revenue")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["arms"] == 3 and 0 < result["cuped_variance_factor"] < 1
+    assert result["n_per_arm_cuped"] < result["n_per_arm"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--baseline-sd", 10], r"give exactly one of --mde"),
+    (["--mde", 1], r"give the outcome's spread"),
+    (["--baseline-sd", 10, "--baseline-rate", 0.1, "--mde", 0.01], r"not both"),
+    (["--baseline-sd", 10, "--mde", 1, "--power", 2], r"--power must be between 0 and 1, got 2.0"),
+])
+def test_design_bad_inputs_exit_2(capsys, args, message):
+    import re
+
+    code, _, err = call(capsys, "design", *args)
+    assert code == 2 and err.startswith("error:") and re.search(message, err), err
+
+
+def test_deploy_follows_the_contract(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    allocation = pd.DataFrame({"id": np.arange(1, 3001), "action": rng.choice(["control", "a", "b"], 3000),
+                               "tau_value": rng.uniform(0, 1, 3000)})
+    path, out_csv = tmp_path / "allocation.csv", tmp_path / "assignment.csv"
+    allocation.to_csv(path, index=False)
+    code, out, err = call(capsys, "deploy", "--allocation", path, "--holdout", 0.05, "--explore", 0.15,
+                          "--min-propensity", 0.02, "--salt", "s1", "--out", out_csv)
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) >= {"n", "counts", "buckets", "min_propensity", "expected_value_loss"}
+    assignment = pd.read_csv(out_csv)
+    assert list(assignment.columns) == ["id", "action", "propensity", "bucket"]
+    assert result["n"] == 3000 and sum(result["buckets"].values()) == 3000
+    assert result["min_propensity"] == pytest.approx(assignment["propensity"].min()) and result["min_propensity"] >= 0.02
+    assert set(assignment["bucket"]) == {"plan", "explore", "holdout"}
+    # the same file and salt give the same assignment
+    call(capsys, "deploy", "--allocation", path, "--holdout", 0.05, "--explore", 0.15, "--min-propensity", 0.02,
+         "--salt", "s1", "--out", tmp_path / "again.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"), assignment)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--holdout", 1.2], r"--holdout must be a share in \[0, 1\), got 1.2"),
+    (["--holdout", 0.6, "--explore", 0.4], r"add up to 1"),
+    (["--explore", 0.03, "--min-propensity", 0.02], r"--min-propensity 0.02 cannot be met with 2 actions"),
+])
+def test_deploy_bad_inputs_exit_2(capsys, tmp_path, args, message):
+    import re
+
+    path = tmp_path / "allocation.csv"
+    pd.DataFrame({"id": [1, 2, 3], "action": ["control", "a", "a"]}).to_csv(path, index=False)
+    code, _, err = call(capsys, "deploy", "--allocation", path, "--out", tmp_path / "x.csv", *args)
+    assert code == 2 and re.search(message, err), err
+
+
+def test_deploy_needs_ids(capsys, tmp_path):
+    path = tmp_path / "allocation.csv"
+    pd.DataFrame({"action": ["control", "a"]}).to_csv(path, index=False)
+    code, _, err = call(capsys, "deploy", "--allocation", path, "--out", tmp_path / "x.csv")
+    assert code == 2 and "the allocation has no 'id' column" in err

@@ -225,3 +225,17 @@ def test_the_next_log_evaluates_the_pure_plan_without_bias():
     true_value = float(np.mean([truth.at[i, f"mu_value__{a}"] for i, a in enumerate(best)]))
     for name in ("ips", "snips"):
         assert result[name].ci_low <= true_value <= result[name].ci_high, (name, result[name], true_value)
+
+
+def test_the_planned_cpi_is_the_readouts_on_a_targeted_log(sim_small):
+    from core.diagnostics.readout import readout
+
+    log = ExperimentLog.from_frame(sim_small.log, ColumnMap(action="offer", control="no_offer", value="revenue",
+                                                            cost="incentive_cost", propensity="propensity"))
+    ro = readout(log).cpi.set_index("arm")
+    assert readout(log).weighted
+    n_control = int((log.action == "no_offer").sum())
+    for arm in log.treatments:
+        planned = planned_cpi(log, arm, int((log.action == arm).sum()), n_control)
+        assert planned["cpi"] == pytest.approx(ro.loc[arm, "cpi"], rel=1e-12)
+        assert planned["se"] == pytest.approx(ro.loc[arm, "se"], rel=1e-9)
