@@ -14,4 +14,5 @@ ui.navigate([
     ("pages/5_allocation.py", "5 · Allocation"),
     ("pages/6_policies.py", "6 · Policies"),
     ("pages/7_report.py", "7 · Report"),
+    ("pages/8_design.py", "8 · Next test"),
 ])

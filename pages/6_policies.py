@@ -6,7 +6,6 @@ import streamlit as st
 
 import ui
 from core import charts
-from core.decision.allocate import allocate_fast
 from core.decision.policy import budget_text
 from core.errors import UserError
 from core.io import read_table
@@ -67,8 +66,7 @@ for name in chosen:
         elif name == "random":
             policies.append(compare.random_policy(log))
         elif name == "model policy":
-            candidates, frontier = cached.frontier(models[allocation["model"]]["model_id"], allocation)
-            plan = allocate_fast(candidates, allocation["budget"], log.control, frontier)
+            candidates, plan = cached.saved_plan(models[allocation["model"]]["model_id"], allocation, log.control)
             policies.append(compare.from_allocation(log, plan.choice, candidates.arms,
                                                     f"model policy ({budget_text(allocation)})"))
         elif name == "segment rule":

@@ -247,6 +247,14 @@ def frontier(model_id: str, setting: dict):
     return _frontier(model_id, str(default_path()), key)
 
 
+def saved_plan(model_id: str, allocation: dict, control: str):
+    """The plan of a saved allocation setting (step 5): ``(candidates, plan)``."""
+    from core.decision.allocate import allocate_fast
+
+    candidates, built = frontier(model_id, allocation)
+    return candidates, allocate_fast(candidates, allocation["budget"], control, built)
+
+
 # --- off-policy evaluation ------------------------------------------------------------------------
 
 def reward_models(dataset_id: str, mapping: dict, progress=None):

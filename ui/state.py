@@ -211,7 +211,7 @@ def fitted_models(fingerprint: str) -> dict:
     return {k: v for k, v in current().config.get("models", {}).items() if v.get("fingerprint") == fingerprint}
 
 
-STEPS = ("data", "diagnostics", "models", "evaluation", "allocation", "policies", "report")
+STEPS = ("data", "diagnostics", "models", "evaluation", "allocation", "policies", "report", "design")
 
 
 def step_status() -> dict[str, str]:
@@ -227,7 +227,7 @@ def step_status() -> dict[str, str]:
         acked = set(config.get("acknowledged", {}).get(lights["fingerprint"], []))
         status["diagnostics"] = "attention" if set(red) - acked else "done"
     for step, key in (("models", "models"), ("evaluation", "recommended_model"), ("allocation", "allocation"),
-                      ("policies", "policies")):
+                      ("policies", "policies"), ("design", "design")):
         if config.get(key):
             status[step] = "done"
     if st.session_state.get("report_html"):
