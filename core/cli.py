@@ -339,12 +339,24 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
     model = read_model_file(args.model, Workspace())
     frame = read_table(args.data)
-    predictions = model.predict(frame)
+    out: dict = {}
+    if args.cold_start:
+        from .design.cold_start import score_with_cold_start
+
+        if getattr(model, "cold_start_", None) is None:
+            raise UserError("this model file carries no segment-level effects for cold starts; fit it again with this version")
+        segment, effects = model.cold_start_
+        predictions = score_with_cold_start(model, frame, effects, segment)
+        out["cold_start"] = int(predictions["cold_start"].sum())
+        out["cold_start_reasons"] = {str(k): int(v) for k, v in
+                                     predictions.loc[predictions["cold_start"], "cold_start_reason"].value_counts().items()}
+    else:
+        predictions = model.predict(frame)
     id_column = (getattr(model, "id_column_", None))
     ids = frame[id_column].to_numpy() if id_column and id_column in frame.columns else np.arange(len(frame))
     _write_predictions(ids, predictions, args.predictions_out)
     return {"learner": model.learner_, "labels": list(model.labels_), "n_rows": int(len(frame)),
-            "predictions_path": args.predictions_out}
+            "predictions_path": args.predictions_out, **out}
 
 
 def align_scores(log, scores, source: str):
@@ -433,8 +445,12 @@ def cmd_allocate(args: argparse.Namespace) -> dict:
     out["pruned"] = candidates.pruned_counts()
     if args.allocation_out:
         ids = scores["id"].to_numpy() if "id" in scores.columns else np.arange(len(scores))
+        table = result.to_frame(ids, candidates)
+        if "cold_start" in scores.columns:
+            table["cold_start"] = scores["cold_start"].astype(bool).to_numpy()
+            out["cold_start"] = int(table["cold_start"].sum())
         try:
-            result.to_frame(ids, candidates).to_csv(args.allocation_out, index=False)
+            table.to_csv(args.allocation_out, index=False)
         except OSError as exc:
             raise UserError(f"--allocation-out '{args.allocation_out}' cannot be written: {exc.strerror}") from exc
         out["allocation_path"] = args.allocation_out
@@ -595,6 +611,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--model", required=True, metavar="PATH", help="model file from fit --model-out")
     p.add_argument("--data", required=True, metavar="PATH", help="customers to score (CSV, CSV.GZ or Parquet)")
     p.add_argument("--predictions-out", required=True, metavar="CSV", help="tau_value__<arm>, tau_cost__<arm> per row")
+    p.add_argument("--cold-start", action="store_true",
+                   help="customers without the model's features or from unseen segments get their segment's readout "
+                   "effects (flagged in a cold_start column) instead of an error")
     add_json_out(p)
     p.set_defaults(handler=cmd_predict)
 

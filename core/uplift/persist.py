@@ -20,7 +20,17 @@ MAGIC = b"UPLIFT-STUDIO-MODEL v1\n"
 
 
 def save_model(model, log, workspace, scenario_id: str | None = None) -> str:
-    """Record a fitted :class:`~core.uplift.learners.UpliftModel` in the workspace; return its id."""
+    """Record a fitted :class:`~core.uplift.learners.UpliftModel` in the workspace; return its id.
+
+    The model also keeps the training log's segment-level effects (``cold_start_``: segment
+    column and :func:`core.design.cold_start.segment_effects`) for customers it cannot score.
+    """
+    from ..design.cold_start import segment_effects
+
+    try:
+        model.cold_start_ = (log.columns.segment, segment_effects(log))
+    except UserError:
+        model.cold_start_ = None
     payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     model_id, _ = workspace.save_model(
         payload, dataset_fingerprint=log.data_fingerprint, learner=model.learner,

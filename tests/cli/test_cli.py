@@ -276,6 +276,36 @@ def test_predict_with_a_missing_feature_exits_2_naming_it(fitted_files, tmp_path
     assert proc.stderr.startswith("error: feature column(s) 'email_engagement' missing from the data to score")
 
 
+def test_predict_cold_start_and_the_allocation_flag(fitted_files, tmp_path):
+    """Issue 14, item 3: new customers from an unseen segment or without features get their
+    segment's readout effects, flagged in the predictions and the allocation file."""
+    folder, data, _, run = fitted_files
+    fresh = pd.read_parquet(data).head(200).copy()
+    fresh.loc[:9, "lifecycle"] = "vip"
+    feature_columns = [c for c in fresh.columns if c not in ("customer_id", "offer", "propensity", "revenue",
+                                                             "incentive_cost", "lifecycle", "send_date")]
+    fresh.loc[10:14, feature_columns] = np.nan
+    path = tmp_path / "fresh.csv"
+    fresh.to_csv(path, index=False)
+    proc = run("predict", "--model", folder / "model.bin", "--data", path, "--predictions-out", tmp_path / "p.csv")
+    assert proc.returncode == 0 and "cold_start" not in pd.read_csv(tmp_path / "p.csv").columns
+    proc = run("predict", "--model", folder / "model.bin", "--data", path, "--predictions-out", tmp_path / "p.csv",
+               "--cold-start")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["cold_start"] == 15
+    assert result["cold_start_reasons"] == {"segment not seen in the training log": 10, "every model feature empty": 5}
+    predicted = pd.read_csv(tmp_path / "p.csv")
+    assert predicted["cold_start"].tolist() == [True] * 15 + [False] * 185
+    assert predicted.loc[:9, "tau_value__coupon_20"].nunique() == 1, "one segment-level effect for the unseen segment"
+    proc = run("allocate", "--scores", tmp_path / "p.csv", "--budget", 100, "--control", "no_offer",
+               "--allocation-out", tmp_path / "plan.csv")
+    assert proc.returncode == 0, proc.stderr
+    plan = pd.read_csv(tmp_path / "plan.csv")
+    assert plan["cold_start"].tolist() == predicted["cold_start"].tolist()
+    assert json.loads(proc.stdout)["cold_start"] == 15
+
+
 def test_predict_refuses_a_model_from_elsewhere(fitted_files, tmp_path):
     folder, data, _, _ = fitted_files
     proc = run_cli("predict", "--model", folder / "model.bin", "--data", data, "--predictions-out", tmp_path / "p.csv")

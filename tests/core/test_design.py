@@ -239,3 +239,41 @@ def test_the_planned_cpi_is_the_readouts_on_a_targeted_log(sim_small):
         planned = planned_cpi(log, arm, int((log.action == arm).sum()), n_control)
         assert planned["cpi"] == pytest.approx(ro.loc[arm, "cpi"], rel=1e-12)
         assert planned["se"] == pytest.approx(ro.loc[arm, "se"], rel=1e-9)
+
+
+# --- cold start ------------------------------------------------------------------------------------
+
+def test_customers_the_model_cannot_score_get_their_segments_readout(sim_small, tmp_path):
+    from core.design.cold_start import ALL, score_with_cold_start, segment_effects
+    from core.diagnostics.readout import readout
+    from core.uplift.learners import UpliftModel
+    from core.uplift.persist import load_model, save_model
+    from core.workspace import Workspace
+
+    cmap = ColumnMap(action="offer", control="no_offer", value="revenue", cost="incentive_cost", propensity="propensity",
+                     segment="lifecycle", features=("tenure_months", "orders_12m", "email_engagement"))
+    log = ExperimentLog.from_frame(sim_small.log, cmap)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    model = load_model(save_model(UpliftModel(learner="t", folds=2, n_estimators=30).fit(log), log, ws), ws)
+    segment, effects = model.cold_start_
+    assert segment == "lifecycle" and ALL in effects.index
+    active = ExperimentLog.from_frame(sim_small.log[sim_small.log["lifecycle"] == "active"].reset_index(drop=True), cmap)
+    ro = readout(active).effects.set_index(["arm", "outcome"])
+    assert effects.loc["active", "tau_value__coupon_20"] == pytest.approx(ro.loc[("coupon_20", "value"), "effect"])
+    assert effects.loc["active", "tau_cost__coupon_20"] == pytest.approx(ro.loc[("coupon_20", "cost"), "effect"])
+
+    new = sim_small.log.head(5).copy().reset_index(drop=True)
+    new.loc[1, ["tenure_months", "orders_12m", "email_engagement"]] = np.nan
+    new.loc[2, "lifecycle"] = "vip"
+    new.loc[3, "lifecycle"] = "active"
+    new.loc[3, ["tenure_months", "orders_12m", "email_engagement"]] = np.nan
+    scored = score_with_cold_start(model, new, effects, segment)
+    assert scored["cold_start"].tolist() == [False, True, True, True, False]
+    assert scored["cold_start_reason"].tolist() == ["", "every model feature empty", "segment not seen in the training log",
+                                                   "every model feature empty", ""]
+    warm = model.predict(new.iloc[[0, 4]].reset_index(drop=True))
+    np.testing.assert_allclose(scored.loc[[0, 4], warm.columns].to_numpy(), warm.to_numpy())
+    np.testing.assert_allclose(scored.loc[2, effects.columns].to_numpy(dtype=float), effects.loc[ALL].to_numpy(dtype=float))
+    np.testing.assert_allclose(scored.loc[3, effects.columns].to_numpy(dtype=float), effects.loc["active"].to_numpy(dtype=float))
+    no_features = score_with_cold_start(model, new[["customer_id", "lifecycle"]], effects, segment)
+    assert no_features["cold_start"].all() and set(no_features["cold_start_reason"]) == {"none of the model's features in the file"}
