@@ -130,6 +130,12 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
                     + figure(charts.frontier_figure(
                         frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam},
                         cost_title="offers sent" if allocation.get("cost_basis") == "count" else "expected incremental cost (spend)")))
+        new = config.get("new_customers")
+        if new:
+            body.append(f"<p>New customers ({html.escape(str(new.get('file', 'uploaded')))}): {new['n']:,} decided with the "
+                        f"same setting, {new['offers']:,} offers; <b>{new['cold_start']:,} cold starts</b> got their "
+                        "segment's average effects from the readout (no model features, or a segment the model never "
+                        "saw) and are flagged in the allocation file.</p>")
         policies_cfg = config.get("policies")
         if policies_cfg:
             from .ope import compare

@@ -4,10 +4,14 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from core.decision.allocate import allocate_fast
+from core.decision.policy import budget_text, candidates_for_plan
+from core.design.cold_start import score_with_cold_start
 from core.design.deploy import deploy
 from core.design.power import design, design_from_log
 from core.errors import UserError
 from core.format import format_number
+from core.io import read_table
 from ui import cached, state
 from ui.widgets import NONE, remembered, require_log, show_error, table
 
@@ -19,7 +23,47 @@ st.caption("Plan the next experiment: the customers each offer needs to show an 
            "still measure every offer.")
 cur, log = require_log()
 saved = cur.config.get("design", {})
-tab_size, tab_deploy = st.tabs(["Sample size", "Deploy the plan with exploration"])
+
+
+def new_customers_tab(model_id: str, allocation: dict) -> None:
+    """Decide for customers outside the log: the model where it can score them, their segment's
+    readout where it cannot (cold start), within the saved budget and CPI limit."""
+    st.caption("Upload the customers to decide for (the model's feature columns, an id and, if mapped, the segment). "
+               "Customers the model cannot score — no features, or a segment it never saw — get their segment's "
+               "average effects from the readout, flagged as cold starts.")
+    upload = st.file_uploader("Customers to decide for (CSV, CSV.GZ or Parquet)", type=["csv", "gz", "parquet"],
+                              key="new_customers_upload")
+    if upload is None:
+        return
+    try:
+        frame = read_table(upload.getvalue(), name=upload.name, max_bytes=cached.upload_limit_bytes())
+        scores = score_with_cold_start(cached.stored_model(model_id), frame, cached.segment_effects(cur.dataset_id, cur.mapping),
+                                       log.columns.segment)
+        candidates = candidates_for_plan(scores, allocation)
+    except UserError as exc:
+        show_error(exc, f"'{upload.name}' cannot be decided for")
+        return
+    plan = allocate_fast(candidates, allocation["budget"], log.control)
+    ids = frame[log.columns.id].to_numpy() if log.columns.id and log.columns.id in frame.columns else range(len(frame))
+    result = plan.to_frame(ids, candidates)
+    result["cold_start"] = scores["cold_start"].to_numpy()
+    result["cold_start_reason"] = scores["cold_start_reason"].to_numpy()
+    cold = int(result["cold_start"].sum())
+    cur.config["new_customers"] = {"file": upload.name, "n": len(result), "cold_start": cold,
+                                   "offers": int((plan.choice >= 0).sum())}
+    n1, n2, n3 = st.columns(3)
+    n1.metric("New customers", f"{len(result):,}")
+    n2.metric("Cold starts (segment-level decision)", f"{cold:,}")
+    n3.metric("Offers sent", f"{int((plan.choice >= 0).sum()):,}", help=f"Same setting as step 5: {budget_text(allocation)}.")
+    if cold:
+        reasons = result.loc[result["cold_start"], "cold_start_reason"].value_counts()
+        st.caption("Cold starts: " + ", ".join(f"{reason} ({count:,})" for reason, count in reasons.items()) + ".")
+    table(result.groupby(["action", "cold_start"]).size().rename("customers").reset_index())
+    st.download_button("Download the decisions (CSV, with the cold_start flag)", result.to_csv(index=False).encode(),
+                       "new_customers_allocation.csv", "text/csv")
+
+
+tab_size, tab_deploy, tab_new = st.tabs(["Sample size", "Deploy the plan with exploration", "New customers"])
 
 with tab_size:
     c1, c2 = st.columns(2)
@@ -90,14 +134,19 @@ with tab_size:
                         "log's per-arm variances scaled to the planned arms)")
             table(pd.DataFrame([{"offer": a, **v} for a, v in cpi.items()]))
 
+allocation = cur.config.get("allocation")
+models = state.fitted_models(log.fingerprint)
+if not allocation or allocation.get("model") not in models:
+    for tab in (tab_deploy, tab_new):
+        with tab:
+            st.info("Deployment and new customers start from a plan: set a budget in step 5 · Allocation first.")
+            st.page_link("pages/5_allocation.py", label="Go to step 5 · Allocation", icon=":material/arrow_back:")
+    st.stop()
+model_id = models[allocation["model"]]["model_id"]
+with tab_new:
+    new_customers_tab(model_id, allocation)
+
 with tab_deploy:
-    allocation = cur.config.get("allocation")
-    models = state.fitted_models(log.fingerprint)
-    if not allocation or allocation.get("model") not in models:
-        st.info("Deployment starts from a plan: set a budget in step 5 · Allocation first.")
-        st.page_link("pages/5_allocation.py", label="Go to step 5 · Allocation", icon=":material/arrow_back:")
-        st.stop()
-    model_id = models[allocation["model"]]["model_id"]
     candidates, plan = cached.saved_plan(model_id, allocation, log.control)
     d1, d2, d3, d4 = st.columns(4)
     holdout = d1.number_input("Permanent holdout (no offer)", 0.0, 0.5, value=float(saved.get("holdout", 0.05)), step=0.01,

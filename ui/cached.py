@@ -255,6 +255,18 @@ def saved_plan(model_id: str, allocation: dict, control: str):
     return candidates, allocate_fast(candidates, allocation["budget"], control, built)
 
 
+@st.cache_resource(show_spinner="Measuring each segment's effects…", max_entries=8)
+def _segment_effects(dataset_id: str, workspace_path: str, mapping_json: str):
+    from core.design.cold_start import segment_effects
+
+    return segment_effects(_experiment_log(dataset_id, workspace_path, mapping_json))
+
+
+def segment_effects(dataset_id: str, mapping: dict):
+    """The readout's effects per segment of the log (cold-start decisions), computed once."""
+    return _segment_effects(dataset_id, str(default_path()), json.dumps(mapping, sort_keys=True))
+
+
 # --- off-policy evaluation ------------------------------------------------------------------------
 
 def reward_models(dataset_id: str, mapping: dict, progress=None):

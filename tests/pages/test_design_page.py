@@ -77,3 +77,25 @@ def test_deployment_needs_a_plan_then_keeps_its_shares(designed):
     assert float(metric(at, "Smallest propensity")) >= 0.02
     [m for m in at.number_input if m.label == "Floor"][0].set_value(0.05).run()
     assert "cannot be met with 4 actions" in texts(at.error)
+
+
+def test_new_customers_get_decisions_with_cold_starts_flagged(designed):
+    at = designed
+    [t for t in at.toggle if t.label == "Floor on every offer's probability"][0].set_value(False).run()
+    sample = pd.read_parquet(ROOT / "data" / "sample_campaign.parquet").head(300).copy()
+    sample.loc[:19, "lifecycle"] = "vip"
+    sample.loc[20:24, ["tenure_months", "orders_12m", "avg_order_value", "days_since_last_order", "email_engagement",
+                       "channel", "region", "age", "pre_revenue"]] = None
+    upload = [u for u in at.file_uploader if u.label.startswith("Customers to decide for")][0]
+    upload.set_value(("new.csv", sample.to_csv(index=False).encode(), "text/csv")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert metric(at, "New customers") == "300" and metric(at, "Cold starts (segment-level decision)") == "25"
+    assert "segment not seen in the training log (20)" in " ".join(c.value for c in at.caption)
+    assert at.session_state["current"].config["new_customers"]["cold_start"] == 25
+    from core.report import build_report
+    from core.workspace import Workspace
+
+    cur = at.session_state["current"]
+    html, _ = build_report(Workspace().load_dataset(cur.dataset_id), {**cur.config, "mapping": cur.mapping},
+                           workspace=Workspace(), n_boot=50)
+    assert "<b>25 cold starts</b>" in html
