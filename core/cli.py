@@ -77,6 +77,8 @@ def add_log_options(parser: argparse.ArgumentParser, value_required: bool = Fals
     group.add_argument("--segment", metavar="COL", help="lifecycle/segment column")
     group.add_argument("--time", metavar="COL", help="decision day/timestamp column")
     group.add_argument("--id", metavar="COL", help="unit id column (default: row order)")
+    group.add_argument("--value-long", metavar="COL",
+                       help="a longer-horizon value column (models rank on --value; plans are also given in this unit)")
     group.add_argument("--value-unit", type=float, metavar="X",
                        help="money per unit of --value (e.g. what one conversion of a 0/1 outcome is worth)")
     group.add_argument("--text-as-missing", action="store_true",
@@ -108,7 +110,7 @@ def log_from_frame(frame, args: argparse.Namespace, require_value: bool = False)
         action_cost=parse_action_cost(args.action_cost) if args.action_cost else None,
         propensity=args.propensity, features=features, segment=args.segment, time=args.time, id=args.id,
         text_as_missing=getattr(args, "text_as_missing", False), drop_incomplete=getattr(args, "drop_incomplete", False),
-        value_unit=getattr(args, "value_unit", None),
+        value_unit=getattr(args, "value_unit", None), value_long=getattr(args, "value_long", None),
     )
     log = ExperimentLog.from_frame(frame, cmap, require_value=require_value)
     if log.dropped:
@@ -229,7 +231,7 @@ def cmd_readout(args: argparse.Namespace) -> dict:
     out: dict = {}
     for arm, outcomes in plain.to_dict()["arms"].items():
         entry: dict = {}
-        for outcome in ("value", "cost"):
+        for outcome in ("value", "cost", *(["value_long"] if log.value_long is not None else [])):
             if outcome not in outcomes:
                 entry[outcome] = None
                 continue

@@ -130,6 +130,15 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
                     + figure(charts.frontier_figure(
                         frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam},
                         cost_title="offers sent" if allocation.get("cost_basis") == "count" else "expected incremental cost (spend)")))
+        if log.value_long is not None:
+            from .evaluation import evaluate
+            from .evaluation.horizon import allocation_long_value
+
+            horizons = {arm: ev.horizon for arm, ev in evaluate(log, loaded[allocation["model"]].oof_).arms.items()}
+            body.append(f"<p>In the long-horizon unit <code>{html.escape(log.columns.value_long)}</code>: expected incremental "
+                        f"value <b>{allocation_long_value(plan, candidates, horizons):,.0f}</b> (each chosen customer's "
+                        "effect times the long/short effect ratio of their score bin).</p>"
+                        + _table(pd.concat([h.to_frame().assign(offer=a) for a, h in horizons.items()], ignore_index=True)))
         new = config.get("new_customers")
         if new:
             body.append(f"<p>New customers ({html.escape(str(new.get('file', 'uploaded')))}): {new['n']:,} decided with the "

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .errors import UserError
 
-ROLES = ("action", "value", "cost", "propensity", "segment", "time", "id")
+ROLES = ("action", "value", "value_long", "cost", "propensity", "segment", "time", "id")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class ColumnMap:
     value_unit : float, optional
         Money per unit of the value column, e.g. what one conversion of a 0/1 outcome is worth:
         the log's value is the column times this, so effects, CPI and budgets are in money.
+    value_long : str, optional
+        A longer-horizon value (e.g. 12-month revenue next to the 30-day one): models still rank
+        on ``value``; plans and the report are also given in this unit (see
+        :mod:`core.evaluation.horizon`).
     """
 
     action: str
@@ -61,6 +65,7 @@ class ColumnMap:
     text_as_missing: bool = False
     drop_incomplete: bool = False
     value_unit: float | None = None
+    value_long: str | None = None
 
     def __post_init__(self):
         if isinstance(self.action_cost, Mapping):
@@ -119,7 +124,7 @@ def parse_action_cost(text: str) -> dict[str, float]:
     return out
 
 
-NUMERIC_ROLES = ("value", "cost", "propensity")
+NUMERIC_ROLES = ("value", "value_long", "cost", "propensity")
 
 
 def incomplete_rows(frame: pd.DataFrame, columns: ColumnMap) -> tuple[pd.Series, dict[str, int]]:
@@ -211,6 +216,13 @@ class ExperimentLog:
         if not self.columns.value:
             raise UserError("no value column is mapped; choose the outcome to optimise")
         return self.frame[self.columns.value].to_numpy(dtype=float)
+
+    @property
+    def value_long(self) -> np.ndarray | None:
+        """The longer-horizon value per row, or ``None`` when none is mapped."""
+        if not self.columns.value_long:
+            return None
+        return self.frame[self.columns.value_long].to_numpy(dtype=float)
 
     @property
     def has_cost(self) -> bool:
@@ -309,7 +321,7 @@ class ExperimentLog:
             if unknown_costs:
                 problems.append(f"constant cost given for unknown arm(s) {', '.join(unknown_costs)}; arms: {', '.join(labels[:20])}")
 
-        for role in ("value", "cost"):
+        for role in ("value", "value_long", "cost"):
             col = getattr(columns, role)
             if col and col not in missing.values():
                 values = work[col]

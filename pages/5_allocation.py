@@ -10,6 +10,7 @@ from core.decision.allocate import AUTO_EXACT_LIMIT, allocate, allocate_fast
 from core.decision.pacing import pacing
 from core.decision.policy import cpi_scale, empty_plan_reason, free_picks
 from core.errors import UserError
+from core.evaluation.horizon import allocation_long_value
 from core.uplift.learners import model_title
 from ui import cached
 from ui.widgets import remembered, require_log, require_models, show_error, slider_with_input, table
@@ -108,6 +109,15 @@ c4.metric("Marginal CPI", f"{1 / plan.lam:.3g}" if plan.lam > 0 else "—",
           help=f"{'Offers' if counting else 'Cost'} per incremental unit of value of the last offer added: what one more "
                "unit of budget buys.")
 st.caption(f"LP upper bound {point['upper_bound']:,.1f}; this plan is within {plan.gap:.4%} of the best possible.")
+if log.value_long is not None:
+    horizons = {arm: ev.horizon for arm, ev in cached.evaluation(cur.dataset_id, cur.mapping, model_id).arms.items()}
+    long_value = allocation_long_value(plan, candidates, horizons)
+    st.metric(f"Expected incremental value in `{log.columns.value_long}` (long horizon)", f"{long_value:,.0f}",
+              help="Each chosen customer's predicted effect times the long/short effect ratio of their score bin.")
+    with st.expander(f"Long vs short horizon: `{log.columns.value_long}` ÷ `{log.columns.value}` effect per score bin"):
+        table(pd.concat([h.to_frame().assign(offer=arm) for arm, h in horizons.items()], ignore_index=True))
+        st.caption("Ratio of the observed effects on the two outcomes within each bin of predicted effect "
+                   "(delta-method 95% interval, shown when the bin's short-horizon effect is significant).")
 
 frame = plan.to_frame(log.ids, candidates)
 per_offer = frame.groupby("action").agg(customers=("id", "size"), spend=("tau_cost", "sum"),

@@ -90,6 +90,10 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
         ordered = numeric + [c for c in columns if c not in numeric]
         out["value"] = _pick("Value outcome", ordered, mapping.get("value"), f"{key}_value",
                              "What the offer should increase: revenue, margin, conversion…")
+        out["value_long"] = _pick("Long-horizon value (optional)", [c for c in numeric if c != out["value"]],
+                                  mapping.get("value_long"), f"{key}_value_long",
+                                  "e.g. 12-month revenue beside the 30-day value: models still rank on the value "
+                                  "outcome; plans and the report are also given in this unit.")
         out["value_unit"] = None
         if out["value"] in numeric and set(frame[out["value"]].dropna().unique()) <= {0, 1}:
             out["value_unit"] = st.number_input(
@@ -129,7 +133,7 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
 
     out.update(incomplete_rows_editor(frame, out, mapping, key))
 
-    used = {v for k, v in out.items() if k in ("action", "value", "cost", "propensity", "time", "id") and v}
+    used = {v for k, v in out.items() if k in ("action", "value", "value_long", "cost", "propensity", "time", "id") and v}
     candidates = [c for c in columns if c not in used]
     wanted = mapping.get("features")
     if wanted is None:

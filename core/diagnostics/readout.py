@@ -53,6 +53,35 @@ def cuped_theta(y: np.ndarray, x: np.ndarray, w: np.ndarray) -> float:
     return float(np.sum(w**2 * (x - mx) * (y - my)) / sxx) if sxx > 0 else 0.0
 
 
+def effect_ratio(numerator, denominator, treated, control, w, alpha: float = 0.05) -> dict:
+    """The ratio of two effects, Δnumerator / Δdenominator, each a difference of Hájek means of
+    the ``treated`` and ``control`` rows, with a delta-method interval (the covariance of the two
+    means within each group included):
+
+        Var = Var(Δn)/Δd² + Δn²·Var(Δd)/Δd⁴ − 2·Δn·Cov(Δn, Δd)/Δd³
+
+    The CPI is Δcost / Δvalue; the horizon ratio Δlong-term value / Δshort-term value.  The
+    interval is reported only when the denominator's own interval excludes 0 (``defined``).
+    """
+    z = stats.norm.ppf(1 - alpha / 2)
+    moments = []
+    for rows in (treated, control):
+        (mn, vn), (md, vd) = _weighted_mean_var(numerator[rows], w[rows]), _weighted_mean_var(denominator[rows], w[rows])
+        moments.append((mn, vn, md, vd, _weighted_cov_of_means(numerator[rows], denominator[rows], w[rows])))
+    (mn_t, vn_t, md_t, vd_t, c_t), (mn_c, vn_c, md_c, vd_c, c_c) = moments
+    dn, dd = mn_t - mn_c, md_t - md_c
+    var_n, var_d, cov = vn_t + vn_c, vd_t + vd_c, c_t + c_c
+    defined = bool(abs(dd) > z * np.sqrt(var_d))
+    if dd == 0:
+        ratio, se = float("nan"), float("nan")
+    else:
+        ratio = dn / dd
+        se = float(np.sqrt(max(var_n / dd**2 + dn**2 * var_d / dd**4 - 2 * dn * cov / dd**3, 0.0)))
+    return {"ratio": ratio, "se": se, "ci_low": ratio - z * se if defined else float("nan"),
+            "ci_high": ratio + z * se if defined else float("nan"), "defined": defined,
+            "numerator_effect": dn, "denominator_effect": dd}
+
+
 @dataclass(frozen=True)
 class Readout:
     """One row per (offer, outcome) with effect, SE, interval; plus CPI per offer."""
@@ -100,6 +129,8 @@ def readout(log, propensity: np.ndarray | None = None, cuped: str | None = None,
     weighted = p is not None and any(np.ptp(p[action == l]) > 1e-12 for l in log.labels if (action == l).any())
     w = 1.0 / p if weighted else np.ones(log.n)
     outcomes = {"value": log.value}
+    if log.value_long is not None:
+        outcomes["value_long"] = log.value_long
     cost = log.cost
     if cost is not None:
         outcomes["cost"] = cost
@@ -154,20 +185,8 @@ def readout(log, propensity: np.ndarray | None = None, cuped: str | None = None,
     cpi_rows = []
     if "cost" in outcomes:
         for label in log.treatments:
-            v = effects[(effects["arm"] == label) & (effects["outcome"] == "value")].iloc[0]
-            c = effects[(effects["arm"] == label) & (effects["outcome"] == "cost")].iloc[0]
-            cov = sum(_weighted_cov_of_means(adjusted["value"][action == l], adjusted["cost"][action == l], w[action == l])
-                      for l in (label, log.control))
-            dv, dc = v["effect"], c["effect"]
-            defined = bool(v["ci_low"] > 0 or v["ci_high"] < 0)
-            if dv == 0:
-                ratio, se = float("nan"), float("nan")
-            else:
-                ratio = dc / dv
-                var = c["se"] ** 2 / dv**2 + dc**2 * v["se"] ** 2 / dv**4 - 2 * dc * cov / dv**3
-                se = float(np.sqrt(max(var, 0.0)))
-            cpi_rows.append({"arm": label, "cpi": ratio, "se": se,
-                             "ci_low": ratio - z * se if defined else float("nan"),
-                             "ci_high": ratio + z * se if defined else float("nan"), "defined": defined})
+            rows_arm, rows_control = action == label, action == log.control
+            ratio = effect_ratio(adjusted["cost"], adjusted["value"], rows_arm, rows_control, w, alpha)
+            cpi_rows.append({"arm": label, "cpi": ratio["ratio"], **{k: ratio[k] for k in ("se", "ci_low", "ci_high", "defined")}})
     return Readout(effects, pd.DataFrame(cpi_rows, columns=["arm", "cpi", "se", "ci_low", "ci_high", "defined"]),
                    bool(weighted), cuped, alpha)

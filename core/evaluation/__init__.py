@@ -32,6 +32,7 @@ class ArmEvaluation:
     calibration: Calibration
     calibration_cost: Calibration | None = None
     events: tuple[int, int] = (0, 0)  # non-zero outcomes in (this arm, control)
+    horizon: object | None = None  # HorizonRatios when a long-horizon value is mapped
 
     @property
     def rare(self) -> bool:
@@ -48,6 +49,8 @@ class ArmEvaluation:
                "uplift_at_top": {f"{int(f * 100)}%": v for f, v in self.uplift_at_top.items()}}
         if self.aucc is not None:
             out["aucc"] = self.aucc
+        if self.horizon is not None:
+            out["horizon_ratio"] = self.horizon.to_dict()
         if self.calibration_cost is not None:
             out["calibration_cost"] = self.calibration_cost.table[["bin", "n", "predicted", "observed", "ci_low", "ci_high"]].to_dict("records")
             out["calibration_cost_slope"] = self.calibration_cost.slope
@@ -138,8 +141,13 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
             notes.append(f"{arm}: only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
                          f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
                          "do not rank customers on them")
+        horizon = None
+        if log.value_long is not None:
+            from .horizon import horizon_ratios
+
+            horizon = horizon_ratios(y, log.value_long[rows], score, t, w)
         results[arm] = ArmEvaluation(
-            arm=arm, n=int(rows.sum()), events=events,
+            arm=arm, n=int(rows.sum()), events=events, horizon=horizon,
             qini_normalized=qini_auc_score(y, score, t, w), auuc_normalized=uplift_auc_score(y, score, t, w),
             qini_coefficient=qini_coefficient(y, score, t, w), aucc=arm_aucc,
             uplift_at_top={f: uplift_at_top(y, score, t, f, w) for f in TOP_FRACTIONS},

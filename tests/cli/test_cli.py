@@ -841,3 +841,23 @@ def test_deploy_needs_ids(capsys, tmp_path):
     pd.DataFrame({"action": ["control", "a"]}).to_csv(path, index=False)
     code, _, err = call(capsys, "deploy", "--allocation", path, "--out", tmp_path / "x.csv")
     assert code == 2 and "the allocation has no 'id' column" in err
+
+
+def test_evaluate_and_readout_give_the_long_horizon(fitted_files, capsys, tmp_path):
+    folder, data, _, _ = fitted_files
+    frame = pd.read_parquet(data)
+    frame["revenue_12m"] = 2.0 * frame["revenue"]
+    path = tmp_path / "with_12m.parquet"
+    frame.to_parquet(path)
+    code, out, err = call(capsys, "evaluate", "--data", path, *SIM_OPTIONS, "--value-long", "revenue_12m",
+                          "--scores", folder / "oof.csv")
+    assert code == 0, err
+    result = json.loads(out)
+    for arm in ("coupon_20", "free_shipping", "pct10_off"):
+        horizon = result[arm]["horizon_ratio"]
+        assert horizon["overall"]["ratio"] == pytest.approx(2.0)
+        assert [b["ratio"] for b in horizon["bins"]] == pytest.approx([2.0] * 5)
+    code, out, err = call(capsys, "readout", "--data", path, *SIM_OPTIONS, "--value-long", "revenue_12m")
+    assert code == 0, err
+    readout = json.loads(out)["coupon_20"]
+    assert readout["value_long"]["effect"] == pytest.approx(2 * readout["value"]["effect"])

@@ -302,3 +302,33 @@ def test_calibration_line_weights_each_bin_by_its_inverse_variance():
     assert cal.intercept == pytest.approx(intercept, rel=1e-10)
     unweighted = np.polyfit(table["predicted"], table["observed"], 1)[0]
     assert abs(unweighted - slope) > 1e-3, "the weights matter in this example"
+
+
+# --- learning vs accounting horizon (issue 14, item 4) ---------------------------------------------
+
+def test_horizon_ratio_per_bin_by_hand_and_exact_cases():
+    from core.evaluation.horizon import horizon_ratios, plan_long_value
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    score = rng.uniform(0, 1, n)
+    t = rng.integers(0, 2, n)
+    short = rng.gamma(2, 5, n) + 4 * t * score
+    # the long horizon keeps 1× the short effect for low scores and 2× for high scores
+    long = short * np.where(score > 0.5, 2.0, 1.0)
+    result = horizon_ratios(short, long, score, t, n_bins=2)
+    np.testing.assert_allclose(result.table["ratio"], [1.0, 2.0], rtol=1e-12)
+    np.testing.assert_allclose(result.table["se"], [0.0, 0.0], atol=1e-6)  # an exact multiple has no uncertainty
+    # a noisy long horizon: the bin's ratio is the ratio of the two mean differences
+    noisy = long + rng.normal(0, 5, n)
+    result = horizon_ratios(short, noisy, score, t, n_bins=2)
+    top = score > np.median(score)
+    hand = ((noisy[top & (t == 1)].mean() - noisy[top & (t == 0)].mean())
+            / (short[top & (t == 1)].mean() - short[top & (t == 0)].mean()))
+    assert result.table["ratio"].iloc[1] == pytest.approx(hand, rel=1e-10)
+    assert result.table["ci_low"].iloc[1] < hand < result.table["ci_high"].iloc[1]
+    # a plan's long value scales each chosen customer's τ by the ratio of their bin
+    tau = np.array([0.2, 0.9, 0.7])
+    exact = horizon_ratios(short, long, score, t, n_bins=2)
+    value = plan_long_value(tau, np.array(["a", "a", ""], dtype=object), {"a": exact})
+    assert value == pytest.approx(0.2 * 1.0 + 0.9 * 2.0)

@@ -86,3 +86,29 @@ def test_step_status_for_the_sidebar():
     assert first == ("data=done,diagnostics=attention,models=done,evaluation=todo,allocation=todo,"
                      "policies=todo,report=todo,design=todo")
     assert second == "done"
+
+
+def test_a_long_horizon_value_is_reported_beside_the_plan(module_workspace):
+    """Issue 14, item 4: map a 12-month value next to the 30-day one; the plan shows both."""
+    import io
+
+    import numpy as np
+
+    from core.simulate import simulate
+    from tests.pages.helpers import texts, upload
+
+    log = simulate(3000, seed=8).log
+    rng = np.random.default_rng(0)
+    log["revenue_12m"] = (log["revenue"] * 2.5 + rng.normal(0, 5, len(log))).round(2)
+    buffer = io.StringIO()
+    log.to_csv(buffer, index=False)
+    at = upload(new_app().run(), "with_12m.csv", buffer.getvalue().encode())
+    [s for s in at.selectbox if s.label == "Long-horizon value (optional)"][0].set_value("revenue_12m").run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert "revenue_12m" not in [m for m in at.multiselect if m.label == "Model features"][0].value
+    fit_quick_model(at).switch_page("pages/5_allocation.py").run()
+    assert not at.exception and not at.error, texts(at.error)
+    shown = {m.label: m.value for m in at.metric}
+    short = float(shown["Expected incremental value"].replace(",", ""))
+    long = float(shown["Expected incremental value in `revenue_12m` (long horizon)"].replace(",", ""))
+    assert 1.5 * short < long < 3.5 * short, (short, long)  # the true ratio is 2.5
