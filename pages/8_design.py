@@ -167,10 +167,11 @@ with tab_deploy:
         st.stop()
     cur.config["design"] = {**cur.config.get("design", {}), "holdout": holdout, "explore": explore, "salt": salt}
     summary = deployment.to_dict()
-    k1, k2, k3, k4 = st.columns(4)
-    k1.metric("Customers", f"{summary['n']:,}")
-    k2.metric("Holdout · explore · plan", " · ".join(f"{summary['buckets'][b]:,}" for b in ("holdout", "explore", "plan")))
-    k3.metric("Smallest propensity", f"{summary['min_propensity']:.4f}")
+    k1, k2, k3, k4, k5 = st.columns(5)
+    k1.metric("Holdout", f"{summary['buckets']['holdout']:,}", help="Customers in the permanent no-offer holdout.")
+    k2.metric("Explore", f"{summary['buckets']['explore']:,}", help="Customers whose action is drawn at random.")
+    k3.metric("Plan", f"{summary['buckets']['plan']:,}", help=f"Customers sent the plan's action (of {summary['n']:,}).")
+    k5.metric("Smallest propensity", f"{summary['min_propensity']:.4f}")
     share = summary["expected_value_loss"] / summary["plan_value"] if summary["plan_value"] else 0.0
     k4.metric("Value given up", format_number(summary["expected_value_loss"]),
               help=f"{share:.1%} of the plan's expected incremental value ({format_number(summary['plan_value'])}).")

@@ -145,6 +145,13 @@ def test_the_whole_flow_in_a_browser(server, browser, tmp_path):
     text = build_and_download_report(page, tmp_path, "Report ready")
     assert "<h2>Allocation</h2>" in text and 'src="http' not in text
     (ARTIFACTS / "report.html").write_text(text)
+
+    page.get_by_role("link", name="8 · Next test").click()
+    page.get_by_text("Customers per offer").first.wait_for(timeout=120_000)
+    page.get_by_role("tab", name="Deploy the plan with exploration").click()
+    page.get_by_text("Smallest propensity").first.wait_for(timeout=120_000)
+    assert page.get_by_text("Traceback").count() == 0
+    shot(page, "8_next_test")
     page.close()
 
 

@@ -65,7 +65,7 @@ def test_deployment_needs_a_plan_then_keeps_its_shares(designed):
     fit_quick_model(at).switch_page("pages/5_allocation.py").run()
     at.switch_page("pages/8_design.py").run()
     assert not at.exception and not at.error, texts(at.error)
-    holdout, explore, plan = (int(x.replace(",", "")) for x in metric(at, "Holdout · explore · plan").split(" · "))
+    holdout, explore, plan = (int(metric(at, label).replace(",", "")) for label in ("Holdout", "Explore", "Plan"))
     assert holdout + explore + plan == 50_000
     assert abs(holdout / 50_000 - 0.05) < 4 * np.sqrt(0.05 * 0.95 / 50_000)
     assert abs(explore / 50_000 - 0.10) < 4 * np.sqrt(0.10 * 0.90 / 50_000)
