@@ -7,6 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .format import format_number
+
 PALETTE = ["#5B6770", "#2A9D8F", "#E9C46A", "#F4A261", "#E76F51", "#264653", "#8AB17D", "#B56576"]
 
 
@@ -193,7 +195,7 @@ def frontier_figure(curve: pd.DataFrame, chosen: dict, exact_point: dict | None 
     fig.add_scatter(x=curve["cost"], y=curve["value"], mode="lines", name="best plan for each budget",
                     line=dict(color=PALETTE[1], width=3), hovertemplate="cost %{x:,.0f} → value %{y:,.0f}<extra></extra>")
     marginal = 1.0 / chosen["lambda"] if chosen.get("lambda") else float("inf")
-    label = f"chosen: cost {chosen['cost']:,.0f}, value {chosen['value']:,.0f}" + (
+    label = f"chosen: cost {format_number(chosen['cost'])}, value {format_number(chosen['value'])}" + (
         f"<br>marginal CPI {marginal:.3g}" if np.isfinite(marginal) else "")
     # The frontier is concave: below-right of a point (and above-left of it) is empty space, so
     # the label never covers the curve and stays inside the plot at either end.

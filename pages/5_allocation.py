@@ -11,6 +11,7 @@ from core.decision.pacing import pacing
 from core.decision.policy import cpi_scale, empty_plan_reason, free_picks
 from core.errors import UserError
 from core.evaluation.horizon import allocation_long_value
+from core.format import format_number
 from core.uplift.learners import model_title
 from ui import cached
 from ui.widgets import remembered, require_log, require_models, show_error, slider_with_input, table
@@ -102,8 +103,9 @@ if free:
             "are in the plan at any budget, including 0.", icon=":material/info:")
 
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Expected incremental value", f"{plan.total_value:,.0f}")
-c2.metric("Offers sent" if counting else "Expected spend", f"{plan.total_cost:,.0f}", help=f"Budget {budget:,.0f}")
+c1.metric("Expected incremental value", format_number(plan.total_value))
+c2.metric("Offers sent" if counting else "Expected spend", f"{plan.total_cost:,.0f}" if counting else format_number(plan.total_cost),
+          help=f"Budget {format_number(budget)}")
 c3.metric("Customers with an offer", f"{sent:,}")
 c4.metric("Marginal CPI", f"{1 / plan.lam:.3g}" if plan.lam > 0 else "—",
           help=f"{'Offers' if counting else 'Cost'} per incremental unit of value of the last offer added: what one more "

@@ -186,7 +186,12 @@ def design_from_log(log, *, mde: float | None = None, n: int | None = None, alph
     if len(y) < 2:
         raise UserError(f"the control arm '{log.control}' has fewer than 2 rows; cannot measure the outcome's spread")
     rate = float(y.mean()) if is_rate(y) else None
+    if rate is not None and not (0 < rate < 1):
+        raise UserError(f"the no-offer arm '{log.control}' has a conversion rate of {rate:g} in this log "
+                        f"({int(y.sum())} of {len(y):,}), so its spread cannot be measured; type in the baseline rate you expect")
     sd = None if rate is not None else float(np.std(y, ddof=1))
+    if sd == 0:
+        raise UserError(f"'{log.columns.value}' does not vary in the no-offer arm '{log.control}'; type in the spread you expect")
     factor = None
     if cuped:
         if cuped not in log.frame.columns:

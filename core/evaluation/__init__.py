@@ -138,7 +138,7 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
                 calibration_cost = calibration_bins(cost[rows], tau_cost, t, w, n_bins)
         events = (int(np.count_nonzero(y[t == 1])), int(np.count_nonzero(y[t == 0])))
         if min(events) < MIN_EVENTS:
-            notes.append(f"{arm}: only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
+            notes.append(f"Offer '{arm}': only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
                          f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
                          "do not rank customers on them")
         horizon = None

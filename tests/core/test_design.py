@@ -277,3 +277,10 @@ def test_customers_the_model_cannot_score_get_their_segments_readout(sim_small, 
     np.testing.assert_allclose(scored.loc[3, effects.columns].to_numpy(dtype=float), effects.loc["active"].to_numpy(dtype=float))
     no_features = score_with_cold_start(model, new[["customer_id", "lifecycle"]], effects, segment)
     assert no_features["cold_start"].all() and set(no_features["cold_start_reason"]) == {"none of the model's features in the file"}
+
+
+def test_a_log_without_conversions_in_the_control_asks_for_a_typed_rate():
+    frame = pd.DataFrame({"arm": ["0"] * 50 + ["1"] * 50, "conversion": [0] * 50 + [1] * 2 + [0] * 48})
+    log = ExperimentLog.from_frame(frame, ColumnMap(action="arm", control="0", value="conversion", features=()))
+    with pytest.raises(UserError, match=r"the no-offer arm '0' has a conversion rate of 0 in this log \(0 of 50\).*type in the baseline rate"):
+        design_from_log(log, mde=0.01)
