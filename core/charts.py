@@ -215,14 +215,18 @@ def policies_figure(table: pd.DataFrame, estimator: str) -> go.Figure:
     """Each policy's incremental value against its incremental cost over no offer, with intervals."""
     fig = go.Figure()
     has_cost = "cost_increment" in table and table["cost_increment"].notna().any()
-    x = table["cost_increment"] if has_cost else np.zeros(len(table))
+    # without a cost, how many customers a policy sends offers to is what it spends
+    x_column = "cost_increment" if has_cost else "offer_share" if "offer_share" in table else None
+    x = table[x_column].reset_index(drop=True) if x_column else pd.Series(np.zeros(len(table)))
     for i, row in table.reset_index(drop=True).iterrows():
-        fig.add_scatter(x=[x.iloc[i] if has_cost else 0.0], y=[row["increment"]], mode="markers+text", name=row["policy"],
+        fig.add_scatter(x=[x.iloc[i]], y=[row["increment"]], mode="markers+text", name=row["policy"],
                         text=[row["policy"]], textposition="top center", marker=dict(size=12, color=PALETTE[(i + 1) % len(PALETTE)]),
                         error_y=dict(type="data", symmetric=False, array=[row["increment_high"] - row["increment"]],
                                      arrayminus=[row["increment"] - row["increment_low"]]), showlegend=False)
     fig.add_hline(y=0, line_dash="dot", line_color="#888")
     fig.update_layout(title=f"Increment over no offer per customer ({estimator.upper()}, 95% intervals)",
-                      xaxis_title="incremental cost per customer" if has_cost else "", yaxis_title="incremental value per customer",
+                      xaxis_title={"cost_increment": "incremental cost per customer",
+                                   "offer_share": "share of customers sent an offer"}.get(x_column, ""),
+                      yaxis_title="incremental value per customer",
                       height=420, margin=dict(l=10, r=10, t=40, b=10))
     return fig

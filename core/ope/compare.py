@@ -146,9 +146,10 @@ class PolicyEvaluation:
     max_weight: float
     share_clipped: float
     rare_arms: list
+    offer_share: float = float("nan")  # share of customers the policy sends an offer (any arm but the control)
 
     def row(self, estimator: str) -> dict:
-        out = {"policy": self.name, "value": self.value[estimator].value, "value_low": self.value[estimator].ci_low,
+        out = {"policy": self.name, "offer_share": self.offer_share, "value": self.value[estimator].value, "value_low": self.value[estimator].ci_low,
                "value_high": self.value[estimator].ci_high, "increment": self.value_increment[estimator].value,
                "increment_low": self.value_increment[estimator].ci_low, "increment_high": self.value_increment[estimator].ci_high,
                "ess": self.ess, "max_weight": self.max_weight}
@@ -193,5 +194,6 @@ def evaluate_policy(log, policy: Policy, propensity: np.ndarray, q_value: np.nda
     logged_share = np.bincount(index, minlength=len(log.labels)) / log.n
     used = policy.matrix.mean(axis=0)
     rare = [label for j, label in enumerate(log.labels) if used[j] > 0 and logged_share[j] < rare_share]
+    offer_share = float(1.0 - used[list(log.labels).index(log.control)])
     return PolicyEvaluation(policy.name, value.estimates, None if cost is None else cost.estimates, value_inc,
-                            cost_inc, value.ess, value.max_weight, value.share_clipped, rare)
+                            cost_inc, value.ess, value.max_weight, value.share_clipped, rare, offer_share)

@@ -132,6 +132,9 @@ def test_hillstrom_treat_all_mens_matches_the_arm_mean(hillstrom_frame):
     se = mens.std() / np.sqrt(len(mens))
     for name in ("ips", "dr"):
         assert abs(result.value[name].value - mens.mean()) < 2 * se, (name, result.value[name].value, mens.mean())
+    assert result.offer_share == 1.0 and result.row("ips")["offer_share"] == 1.0
+    assert compare.evaluate_policy(log, compare.random_policy(log), log.propensity, q, n_boot=50).offer_share == pytest.approx(2 / 3)
+    assert compare.evaluate_policy(log, compare.no_offer(log), log.propensity, q, n_boot=50).offer_share == 0.0
 
 
 def test_policies_from_files_rules_and_allocations(sim_log):
