@@ -90,7 +90,7 @@ with tab_size:
     if solve == "Customers per offer":
         default_mde = 0.1 * baseline if baseline else 1.0
         mde = p1.number_input(f"Smallest effect worth detecting ({unit})", value=float(saved.get("mde") or default_mde),
-                              format="%.4f", key="design_mde", help="Absolute: e.g. 0.002 = +0.2 percentage points of conversion.")
+                              format="%.6f" if unit == "rate difference" else "%.4f", key="design_mde", help="Absolute: e.g. 0.002 = +0.2 percentage points of conversion.")
         n = None
     else:
         n = int(p1.number_input("Customers per offer", min_value=2, value=int(saved.get("n") or 10_000), step=1000, key="design_n"))
