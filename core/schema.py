@@ -38,11 +38,11 @@ class ColumnMap:
     segment, time, id : str, optional
         Lifecycle segment, decision day/timestamp, unit id.
     text_as_missing : bool
-        Text in the value, cost or propensity column ("n/a", "twelve dollars") counts as a
-        missing value instead of an error.
+        Text in the value, long-horizon value, cost or propensity column ("n/a", "twelve
+        dollars") counts as a missing value instead of an error.
     drop_incomplete : bool
-        Rows with a missing arm, value, cost or propensity are left out of the log (the file
-        itself is never changed); :attr:`ExperimentLog.dropped` counts them per arm.
+        Rows with a missing arm, value, long-horizon value, cost or propensity are left out of the
+        log (the file itself is never changed); :attr:`ExperimentLog.dropped` counts them per arm.
     value_unit : float, optional
         Money per unit of the value column, e.g. what one conversion of a 0/1 outcome is worth:
         the log's value is the column times this, so effects, CPI and budgets are in money.
