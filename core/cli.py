@@ -704,6 +704,7 @@ def build_parser() -> ArgumentParser:
     for name, summary in PENDING.items():
         p = sub.add_parser(name, help=f"{summary} (not available yet)")
         p.set_defaults(handler=_pending(name, summary), pending=True)
+    parser.commands = list(sub.choices)  # for the "no command given" message
     return parser
 
 
@@ -721,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
-            raise UserError("no command given; choose one of: " + ", ".join(["simulate", "describe", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "design", "deploy", "report", *PENDING]))
+            raise UserError("no command given; choose one of: " + ", ".join(parser.commands))
         if unknown and not getattr(args, "pending", False):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)

@@ -89,7 +89,7 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
                 + (_table(ro.cpi) if not ro.cpi.empty else "") + figure(charts.readout_figure(ro)))
 
     models = {k: v for k, v in config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
-    loaded = {}
+    loaded, evaluations = {}, {}
     if models and workspace is not None:
         from .evaluation import evaluate, recommend
         from .uplift.learners import model_title
@@ -99,7 +99,8 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
         rows = {}
         for key, record in models.items():
             loaded[key] = load_model(record["model_id"], workspace)
-            rows[key] = evaluate(log, loaded[key].oof_).summary()
+            evaluations[key] = evaluate(log, loaded[key].oof_)
+            rows[key] = evaluations[key].summary()
         best, why = recommend({k: {**v, "stability": None} for k, v in rows.items()})
         board = pd.DataFrame([{"model": model_title(k, loaded[k]), **v, "recommended": k == best} for k, v in rows.items()])
         verdict = (f"Recommended: <b>{html.escape(model_title(best, loaded[best]))}</b> — {html.escape(why)}."
@@ -131,10 +132,9 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
                         frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam},
                         cost_title="offers sent" if allocation.get("cost_basis") == "count" else "expected incremental cost (spend)")))
         if log.value_long is not None:
-            from .evaluation import evaluate
             from .evaluation.horizon import allocation_long_value
 
-            horizons = {arm: ev.horizon for arm, ev in evaluate(log, loaded[allocation["model"]].oof_).arms.items()}
+            horizons = {arm: ev.horizon for arm, ev in evaluations[allocation["model"]].arms.items()}
             body.append(f"<p>In the long-horizon unit <code>{html.escape(log.columns.value_long)}</code>: expected incremental "
                         f"value <b>{allocation_long_value(plan, candidates, horizons):,.0f}</b> (each chosen customer's "
                         "effect times the long/short effect ratio of their score bin).</p>"

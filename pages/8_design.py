@@ -8,7 +8,7 @@ from core.decision.allocate import allocate_fast
 from core.decision.policy import budget_text, candidates_for_plan
 from core.design.cold_start import score_with_cold_start
 from core.design.deploy import deploy
-from core.design.power import design, design_from_log
+from core.design.power import design, design_from_log, is_rate
 from core.errors import UserError
 from core.format import format_number
 from core.io import read_table
@@ -73,19 +73,19 @@ with tab_size:
     solve = c2.radio("Solve for", ["Customers per offer", "Detectable effect"], horizontal=True,
                      key=remembered("design_solve", saved.get("solve", "Customers per offer")))
     control_values = log.value[log.action == log.control]
-    is_rate = set(pd.unique(control_values)) <= {0.0, 1.0}
+    binary = is_rate(control_values)
     baseline = float(control_values.mean())
     sd = rate = None
     if source == "Type it in":
         t1, t2, t3 = st.columns(3)
-        kind = t1.radio("Outcome", ["Conversion rate", "Mean and SD"], key=remembered("design_kind", "Conversion rate" if is_rate else "Mean and SD"))
+        kind = t1.radio("Outcome", ["Conversion rate", "Mean and SD"], key=remembered("design_kind", "Conversion rate" if binary else "Mean and SD"))
         if kind == "Conversion rate":
-            rate = t2.number_input("Baseline conversion rate", 0.0001, 0.9999, value=min(max(baseline, 0.0001), 0.9999) if is_rate else 0.05,
+            rate = t2.number_input("Baseline conversion rate", 0.0001, 0.9999, value=min(max(baseline, 0.0001), 0.9999) if binary else 0.05,
                                    format="%.4f", key="design_rate")
         else:
             t2.number_input("Baseline mean", value=baseline, key="design_mean", help="For reference; the size depends on the SD.")
             sd = t3.number_input("Standard deviation", min_value=1e-9, value=float(control_values.std(ddof=1) or 1.0), key="design_sd")
-    unit = "rate difference" if (rate is not None or (source == "From this log" and is_rate)) else "value per customer"
+    unit = "rate difference" if (rate is not None or (source == "From this log" and binary)) else "value per customer"
     p1, p2, p3, p4, p5 = st.columns(5)
     if solve == "Customers per offer":
         default_mde = 0.1 * baseline if baseline else 1.0

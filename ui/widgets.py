@@ -56,6 +56,7 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
     out: dict = {}
 
+    from core.design.power import is_rate
     from core.io import arm_column_problem, pick_control
 
     why = detected.get("why", {})
@@ -95,7 +96,7 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
                                   "e.g. 12-month revenue beside the 30-day value: models still rank on the value "
                                   "outcome; plans and the report are also given in this unit.")
         out["value_unit"] = None
-        if out["value"] in numeric and set(frame[out["value"]].dropna().unique()) <= {0, 1}:
+        if out["value"] in numeric and is_rate(frame[out["value"]].dropna()):
             out["value_unit"] = st.number_input(
                 "One conversion is worth (money)", min_value=0.0, value=mapping.get("value_unit"), step=1.0,
                 key=f"{key}_value_unit", placeholder="leave empty to count conversions",

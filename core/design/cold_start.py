@@ -83,9 +83,9 @@ def score_with_cold_start(model, frame: pd.DataFrame, effects: pd.DataFrame, seg
         predicted = model.predict(scoring.reset_index(drop=True))
         out.iloc[warm, [columns.index(c) for c in predicted.columns if c in columns]] = \
             predicted[[c for c in predicted.columns if c in columns]].to_numpy()
-    for i in np.flatnonzero(cold):
-        key = seg[i] if seg is not None and seg[i] in known_segments else ALL
-        out.iloc[i] = effects.loc[key, columns].to_numpy(dtype=float)
+    if cold.any():
+        keys = np.full(n, ALL, dtype=object) if seg is None else np.where(np.isin(seg, list(known_segments)), seg, ALL)
+        out.iloc[np.flatnonzero(cold)] = effects.loc[keys[cold], columns].to_numpy(dtype=float)
     out["cold_start"] = cold
     out["cold_start_reason"] = reason
     return out

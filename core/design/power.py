@@ -16,7 +16,7 @@ unit (CPI) follows by the delta method with the log's per-arm variances scaled t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import optimize, stats
@@ -204,37 +204,26 @@ def design_from_log(log, *, mde: float | None = None, n: int | None = None, alph
     if log.cost is None:
         return result
     cpi = {arm: planned_cpi(log, arm, result.n_per_arm, result.n_control, result.alpha_per_test) for arm in log.treatments}
-    return Design(**{**result.__dict__, "extra": {"cpi": cpi}})
+    return replace(result, extra={"cpi": cpi})
 
 
 def planned_cpi(log, arm: str, n_arm: int, n_control: int, alpha: float = 0.05) -> dict:
     """The readout's CPI of ``arm`` (Δcost / Δvalue; inverse-propensity weighted arm means when
     the log's propensities vary, as in the readout) and its delta-method SE if the next test had
-    ``n_arm`` and ``n_control`` customers with the log's per-arm variances:
-
-        Var(CPI) = Var(Δc)/Δv² + Δc²·Var(Δv)/Δv⁴ − 2·Δc·Cov(Δv, Δc)/Δv³,
-
-    each arm's variance of a mean (and the covariance of its two means) scaled from its size in
-    the log to the planned size.  At the log's own sizes this is the readout's SE.
+    ``n_arm`` and ``n_control`` customers with the log's per-arm variances
+    (:func:`core.diagnostics.readout.effect_ratio`, each arm's variances scaled from its size in
+    the log to the planned size).  At the log's own sizes this is the readout's SE.
     """
-    from ..diagnostics.readout import _weighted_cov_of_means, _weighted_mean_var
+    from ..diagnostics.readout import effect_ratio
 
     p = log.propensity
-    weighted = p is not None and any(np.ptp(p[log.action == l]) > 1e-12 for l in (arm, log.control))
-    parts = {}
-    for label, size in ((arm, n_arm), (log.control, n_control)):
-        rows = log.action == label
-        w = 1.0 / p[rows] if weighted else np.ones(int(rows.sum()))
-        v, c = log.value[rows], log.cost[rows]
-        scale = rows.sum() / size
-        (mv, vv), (mc, vc) = _weighted_mean_var(v, w), _weighted_mean_var(c, w)
-        parts[label] = (mv, mc, vv * scale, vc * scale, _weighted_cov_of_means(v, c, w) * scale)
-    (va, ca, vva, vca, cva), (vc_, cc, vvc, vcc, cvc) = parts[arm], parts[log.control]
-    dv, dc = va - vc_, ca - cc
-    var_v, var_c, cov = vva + vvc, vca + vcc, cva + cvc
-    if dv == 0:
+    treated, control = log.action == arm, log.action == log.control
+    weighted = p is not None and any(np.ptp(p[rows]) > 1e-12 for rows in (treated, control))
+    w = 1.0 / p if weighted else np.ones(log.n)
+    result = effect_ratio(log.cost, log.value, treated, control, w, alpha,
+                          variance_scale=(treated.sum() / n_arm, control.sum() / n_control))
+    if result["denominator_effect"] == 0:
         return {"cpi": float("nan"), "se": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    ratio = dc / dv
-    se = math.sqrt(max(var_c / dv**2 + dc**2 * var_v / dv**4 - 2 * dc * cov / dv**3, 0.0))
+    ratio, se = float(result["ratio"]), result["se"]
     z = stats.norm.isf(alpha / 2)
-    return {"cpi": float(ratio), "se": se, "ci_low": ratio - z * se, "ci_high": ratio + z * se}
+    return {"cpi": ratio, "se": se, "ci_low": ratio - z * se, "ci_high": ratio + z * se}

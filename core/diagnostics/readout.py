@@ -53,7 +53,8 @@ def cuped_theta(y: np.ndarray, x: np.ndarray, w: np.ndarray) -> float:
     return float(np.sum(w**2 * (x - mx) * (y - my)) / sxx) if sxx > 0 else 0.0
 
 
-def effect_ratio(numerator, denominator, treated, control, w, alpha: float = 0.05) -> dict:
+def effect_ratio(numerator, denominator, treated, control, w, alpha: float = 0.05,
+                 variance_scale: tuple[float, float] = (1.0, 1.0)) -> dict:
     """The ratio of two effects, Δnumerator / Δdenominator, each a difference of Hájek means of
     the ``treated`` and ``control`` rows, with a delta-method interval (the covariance of the two
     means within each group included):
@@ -62,12 +63,15 @@ def effect_ratio(numerator, denominator, treated, control, w, alpha: float = 0.0
 
     The CPI is Δcost / Δvalue; the horizon ratio Δlong-term value / Δshort-term value.  The
     interval is reported only when the denominator's own interval excludes 0 (``defined``).
+    ``variance_scale`` multiplies the (treated, control) group's variances and covariance of its
+    means, e.g. (rows in the log / rows planned) for a test of another size.
     """
     z = stats.norm.ppf(1 - alpha / 2)
     moments = []
-    for rows in (treated, control):
+    for rows, scale in zip((treated, control), variance_scale):
         (mn, vn), (md, vd) = _weighted_mean_var(numerator[rows], w[rows]), _weighted_mean_var(denominator[rows], w[rows])
-        moments.append((mn, vn, md, vd, _weighted_cov_of_means(numerator[rows], denominator[rows], w[rows])))
+        moments.append((mn, vn * scale, md, vd * scale,
+                        _weighted_cov_of_means(numerator[rows], denominator[rows], w[rows]) * scale))
     (mn_t, vn_t, md_t, vd_t, c_t), (mn_c, vn_c, md_c, vd_c, c_c) = moments
     dn, dd = mn_t - mn_c, md_t - md_c
     var_n, var_d, cov = vn_t + vn_c, vd_t + vd_c, c_t + c_c

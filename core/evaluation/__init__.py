@@ -137,10 +137,6 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
             if np.ptp(tau_cost) > 0:
                 calibration_cost = calibration_bins(cost[rows], tau_cost, t, w, n_bins)
         events = (int(np.count_nonzero(y[t == 1])), int(np.count_nonzero(y[t == 0])))
-        if min(events) < MIN_EVENTS:
-            notes.append(f"Offer '{arm}': only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
-                         f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
-                         "do not rank customers on them")
         horizon = None
         if log.value_long is not None:
             from .horizon import horizon_ratios
@@ -152,6 +148,10 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
             qini_coefficient=qini_coefficient(y, score, t, w), aucc=arm_aucc,
             uplift_at_top={f: uplift_at_top(y, score, t, f, w) for f in TOP_FRACTIONS},
             calibration=calibration_bins(y, score, t, w, n_bins), calibration_cost=calibration_cost)
+        if results[arm].rare:
+            notes.append(f"Offer '{arm}': only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
+                         f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
+                         "do not rank customers on them")
     return Evaluation(results, w_all is not None, notes)
 
 
