@@ -315,7 +315,8 @@ def cmd_fit(args: argparse.Namespace) -> dict:
 
     candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip()) if args.candidates else None
     model = UpliftModel(learner=args.learner, folds=args.folds, bagging=args.bagging, by_segment=args.by_segment,
-                        seed=args.seed, tuning=args.tuning, engine=args.engine,
+                        seed=args.seed, tuning=args.tuning, engine=args.engine, ranking_scorer=args.ranking_scorer,
+                        cpi_max=args.cpi_max,
                         **({"candidates": candidates} if candidates is not None else {}))
     model._validate_params()
     log = load_log(args, require_value=True)
@@ -324,6 +325,8 @@ def cmd_fit(args: argparse.Namespace) -> dict:
         sys.stderr.write(f"tuning: {head} head {info['chosen']} (per fold: {', '.join(info['per_fold'])})\n")
     if model.selection_ is not None:
         sys.stderr.write(f"chosen: {model.selection_.reason}\n")
+    for note in model.report_.notes:
+        sys.stderr.write(f"warning: {note}\n")
     workspace = Workspace()
     model_id = save_model(model, log, workspace)
     out = {**model.report_.to_dict(), "model_id": model_id, "workspace": str(workspace.path)}
@@ -591,9 +594,16 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("fit", help="fit an uplift model: value and cost heads for every offer, cross-fitted")
     add_log_options(p, value_required=True)
-    p.add_argument("--learner", default="auto", choices=["auto", "s", "t", "x", "dr", "cf"],
+    p.add_argument("--learner", default="auto", choices=["auto", "s", "t", "x", "dr", "cf", "drm", "cdrm"],
                    help="meta-learner; auto (default) fits S, T, X, DR (and, on small logs, the causal forest) and "
-                   "keeps the one with the lowest doubly robust loss on out-of-fold predictions")
+                   "keeps the one with the lowest doubly robust loss on out-of-fold predictions; drm: the direct "
+                   "ranking model (one score per offer ranking by value per cost, adds score__<offer>); cdrm: its "
+                   "constrained variant (most value with incremental cost per incremental value ≤ --cpi-max)")
+    p.add_argument("--ranking-scorer", default="lightgbm", choices=["lightgbm", "linear", "mlp"],
+                   help="drm/cdrm: the model behind the score (default lightgbm, custom objective)")
+    p.add_argument("--cpi-max", type=float, metavar="X",
+                   help="cdrm: the CPI (incremental cost per incremental value) the ranking must keep to "
+                   "(default: the median average CPI of the offers that add value)")
     p.add_argument("--candidates", metavar="L1,L2,...", help="learners auto chooses from (default s,t,x,dr,cf)")
     p.add_argument("--tuning", default="auto", choices=["auto", "fixed"],
                    help="auto (default): LightGBM complexity per head and fold from a small search with early "

@@ -316,3 +316,52 @@ def simulate_heterogeneity(n: int, seed: int = 0, strength: str = "strong") -> S
     log["y"] = y
     truth = pd.DataFrame({"true_tau_value__treated": tau, "mu_value__control": mu0})
     return Simulation(log=log, truth=truth)
+
+
+COST_STRUCTURES = ("independent", "correlated", "heavy_tailed")
+
+
+def simulate_cost_structure(n: int, seed: int = 0, structure: str = "independent") -> Simulation:
+    """A two-arm randomised log (``offer`` vs ``no_offer``, ½ each) with value and cost effects
+    that vary by customer in a known way, for ranking by value per cost.
+
+    Features ``x1..x5`` uniform on [0, 1] and ``region`` (four levels).  Value: a baseline plus
+    τ value(x) = 1 + 2·x2 − 1.5·x3 (from −0.5 to 3), noise sd 3.  The incentive is paid on
+    redemption (half the treated customers redeem, paying 2·τ cost(x)); no offer costs 0.
+
+    - ``independent``: τ cost(x) = 0.5 + 2·x4², unrelated to the value effect;
+    - ``correlated``: τ cost(x) = 0.3 + 0.6·max(τ value(x), 0) + 0.4·x4 (a discount's cost grows
+      with the purchases it causes);
+    - ``heavy_tailed``: τ cost(x) = 0.3·exp(1.5·Φ⁻¹(x4)) (lognormal across customers) and the
+      amount paid is further multiplied by lognormal noise (σ 1, mean 1).
+
+    Truth: ``true_tau_value__offer``, ``true_tau_cost__offer``.
+    """
+    from scipy import stats
+
+    if structure not in COST_STRUCTURES:
+        raise UserError(f"cost structure must be one of {', '.join(COST_STRUCTURES)}, got {structure!r}")
+    rng = np.random.default_rng([seed, 23, COST_STRUCTURES.index(structure)])
+    x = rng.uniform(0, 1, size=(n, 5))
+    region = rng.choice(["north", "south", "east", "west"], size=n)
+    treated = rng.uniform(size=n) < 0.5
+    tau_value = 1.0 + 2.0 * x[:, 1] - 1.5 * x[:, 2] + 0.5 * (region == "north")
+    if structure == "independent":
+        tau_cost = 0.5 + 2.0 * x[:, 3] ** 2
+    elif structure == "correlated":
+        tau_cost = 0.3 + 0.6 * np.maximum(tau_value, 0.0) + 0.4 * x[:, 3]
+    else:
+        tau_cost = 0.3 * np.exp(1.5 * stats.norm.ppf(np.clip(x[:, 3], 1e-6, 1 - 1e-6)))
+    mu0 = 10.0 + 3.0 * x[:, 0] + 2.0 * (region == "east")
+    value = mu0 + treated * tau_value + rng.normal(0.0, 3.0, n)
+    redeemed = rng.uniform(size=n) < 0.5
+    paid = 2.0 * tau_cost * redeemed
+    if structure == "heavy_tailed":
+        paid = paid * np.exp(rng.normal(-0.5, 1.0, n))
+    log = pd.DataFrame(x, columns=[f"x{i}" for i in range(1, 6)])
+    log["region"] = region
+    log["offer"] = np.where(treated, "offer", "no_offer")
+    log["value"] = np.round(value, 4)
+    log["cost"] = np.round(np.where(treated, paid, 0.0), 4)
+    truth = pd.DataFrame({"true_tau_value__offer": tau_value, "true_tau_cost__offer": tau_cost})
+    return Simulation(log=log, truth=truth)

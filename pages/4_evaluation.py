@@ -105,8 +105,13 @@ with tab_curves:
     st.plotly_chart(charts.ranking_curves_figure({k: c["bands"] for k, c in curves.items()}, "uplift", "Uplift curve"))
     cost = {k: c["cost"] for k, c in curves.items() if c["cost"] is not None}
     if cost:
-        st.markdown("**Cost curve**: customers ranked by predicted τ value / τ cost; the higher the curve, the more value per unit spent.")
+        st.markdown("**Cost curve**: customers ranked by predicted τ value / τ cost (a direct ranking model: by its "
+                    "score); the higher the curve, the more value per unit spent.")
         st.plotly_chart(charts.cost_curves_figure(cost))
+        table(pd.DataFrame([{"model": k, "AUCC": c["aucc"]["aucc"], "95% CI low": c["aucc"]["ci_low"],
+                             "95% CI high": c["aucc"]["ci_high"]} for k, c in curves.items() if c["aucc"] is not None]))
+        st.caption(f"AUCC of {arm} with a percentile bootstrap interval ({n_boot} resamples of the customers). "
+                   "0.5 = random targeting; intervals that overlap do not separate two models.")
 
 with tab_cal:
     c1, c2 = st.columns(2)

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.datasets import SAMPLES, load_sample
+from core.errors import UserError
 from core.io import detect_mapping, read_table
 from core.schema import ColumnMap, ExperimentLog
 from core.workspace import Workspace, default_path
@@ -192,8 +193,8 @@ def evaluation(dataset_id: str, mapping: dict, model_id: str, n_bins: int = 10):
 @st.cache_resource(show_spinner="Bootstrapping the curves…", max_entries=48)
 def _curves(dataset_id: str, workspace_path: str, mapping_json: str, model_id: str, arm: str, n_boot: int):
 
-    from core.evaluation import inverse_propensity_weights
-    from core.evaluation.curves import cost_curve, cost_ranking, curve_bands
+    from core.evaluation import inverse_propensity_weights, rankings
+    from core.evaluation.curves import aucc_interval, cost_curve, curve_bands
 
     log = _experiment_log(dataset_id, workspace_path, mapping_json)
     oof = _stored_model(model_id, workspace_path).oof_
@@ -201,14 +202,15 @@ def _curves(dataset_id: str, workspace_path: str, mapping_json: str, model_id: s
     t = (log.action[rows] == arm).astype(int)
     w = inverse_propensity_weights(log.propensity)
     w = None if w is None else w[rows]
-    score = oof[f"tau_value__{arm}"].to_numpy()[rows]
-    out = {"bands": curve_bands(log.value[rows], score, t, w, n_boot=n_boot, seed=0), "cost": None}
-    if log.cost is not None and oof[f"tau_cost__{arm}"].notna().all():
-        key = cost_ranking(score, oof[f"tau_cost__{arm}"].to_numpy()[rows])
+    score, cost_score = rankings(oof, arm)
+    out = {"bands": curve_bands(log.value[rows], score[rows], t, w, n_boot=n_boot, seed=0), "cost": None,
+           "aucc": None}
+    if log.cost is not None and cost_score is not None:
         try:
-            out["cost"] = cost_curve(log.value[rows], log.cost[rows], key, t, w)
-        except Exception:  # no positive incremental cost: no cost curve for this arm
-            out["cost"] = None
+            out["cost"] = cost_curve(log.value[rows], log.cost[rows], cost_score[rows], t, w)
+            out["aucc"] = aucc_interval(log.value[rows], log.cost[rows], cost_score[rows], t, w, n_boot=n_boot)
+        except UserError:  # no positive incremental cost: no cost curve for this arm
+            out["cost"] = out["aucc"] = None
     return out
 
 

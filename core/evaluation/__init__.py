@@ -89,9 +89,26 @@ def inverse_propensity_weights(propensity) -> np.ndarray | None:
     return None if np.ptp(p) < 1e-12 else 1.0 / p
 
 
+def rankings(scores: pd.DataFrame, arm: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The orders an arm's customers are ranked in: for the Qini/uplift curves and for the cost
+    curve.  A ranking learner's ``score__<arm>`` ranks both; otherwise τ value ranks the
+    Qini/uplift curves and τ value / τ cost (:func:`~core.evaluation.curves.cost_ranking`) the
+    cost curve (``None`` when there is no complete ``tau_cost__<arm>``)."""
+    if f"score__{arm}" in scores.columns:
+        score = scores[f"score__{arm}"].to_numpy(dtype=float)
+        return score, score
+    score = scores[f"tau_value__{arm}"].to_numpy(dtype=float)
+    cost_col = f"tau_cost__{arm}"
+    if cost_col not in scores.columns or not scores[cost_col].notna().all():
+        return score, None
+    return score, cost_ranking(score, scores[cost_col].to_numpy(dtype=float))
+
+
 def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="auto") -> Evaluation:
     """Evaluate predictions ``scores`` (columns ``tau_value__<arm>`` and ``tau_cost__<arm>``,
-    row-aligned with ``log``) for every non-control arm.
+    row-aligned with ``log``) for every non-control arm.  Curves rank customers as
+    :func:`rankings` says (by ``score__<arm>`` when a ranking learner made the predictions);
+    calibration bins always compare the predicted τ with the observed uplift.
 
     Parameters
     ----------
@@ -123,15 +140,15 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
         t = (action[rows] == arm).astype(int)
         w = None if w_all is None else np.asarray(w_all)[rows]
         score = scores[f"tau_value__{arm}"].to_numpy(dtype=float)[rows]
+        rank, cost_rank = rankings(scores, arm)
+        rank = rank[rows]
         y = value[rows]
-        cost_col = f"tau_cost__{arm}"
-        has_cost_score = cost is not None and cost_col in scores.columns and scores[cost_col].notna().all()
         arm_aucc = None
         calibration_cost = None
-        if has_cost_score:
-            tau_cost = scores[cost_col].to_numpy(dtype=float)[rows]
+        if cost is not None and cost_rank is not None and scores[f"tau_cost__{arm}"].notna().all():
+            tau_cost = scores[f"tau_cost__{arm}"].to_numpy(dtype=float)[rows]
             try:
-                arm_aucc = aucc(y, cost[rows], cost_ranking(score, tau_cost), t, w)
+                arm_aucc = aucc(y, cost[rows], cost_rank[rows], t, w)
             except UserError as exc:
                 notes.append(f"{arm}: no cost curve ({exc})")
             if np.ptp(tau_cost) > 0:
@@ -141,12 +158,12 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
         if log.value_long is not None:
             from .horizon import horizon_ratios
 
-            horizon = horizon_ratios(y, log.value_long[rows], score, t, w)
+            horizon = horizon_ratios(y, log.value_long[rows], rank, t, w)
         results[arm] = ArmEvaluation(
             arm=arm, n=int(rows.sum()), events=events, horizon=horizon,
-            qini_normalized=qini_auc_score(y, score, t, w), auuc_normalized=uplift_auc_score(y, score, t, w),
-            qini_coefficient=qini_coefficient(y, score, t, w), aucc=arm_aucc,
-            uplift_at_top={f: uplift_at_top(y, score, t, f, w) for f in TOP_FRACTIONS},
+            qini_normalized=qini_auc_score(y, rank, t, w), auuc_normalized=uplift_auc_score(y, rank, t, w),
+            qini_coefficient=qini_coefficient(y, rank, t, w), aucc=arm_aucc,
+            uplift_at_top={f: uplift_at_top(y, rank, t, f, w) for f in TOP_FRACTIONS},
             calibration=calibration_bins(y, score, t, w, n_bins), calibration_cost=calibration_cost)
         if results[arm].rare:
             notes.append(f"Offer '{arm}': only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "

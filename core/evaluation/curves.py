@@ -187,6 +187,30 @@ def aucc(value, cost, score, treatment, weights=None) -> float:
 
 # --- bootstrap -----------------------------------------------------------------------------------
 
+def aucc_interval(value, cost, score, treatment, weights=None, n_boot: int = 200, alpha: float = 0.05,
+                  seed: int = 0) -> dict:
+    """AUCC with a percentile bootstrap interval (rows resampled with replacement, seeded).
+
+    Resamples without a positive total incremental cost have no cost curve and are left out;
+    ``n_boot`` in the result counts the ones used.
+    """
+    value, cost = np.asarray(value, dtype=float), np.asarray(cost, dtype=float)
+    score, treatment = np.asarray(score, dtype=float), np.asarray(treatment)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    point = aucc(value, cost, score, treatment, w)
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(n_boot):
+        rows = rng.integers(0, len(value), len(value))
+        try:
+            replicates.append(aucc(value[rows], cost[rows], score[rows], treatment[rows], None if w is None else w[rows]))
+        except UserError:
+            continue
+    low, high = (np.percentile(replicates, [100 * alpha / 2, 100 * (1 - alpha / 2)]) if replicates
+                 else (float("nan"), float("nan")))
+    return {"aucc": point, "ci_low": float(low), "ci_high": float(high), "n_boot": len(replicates)}
+
+
 def bootstrap_scores(metric, y, score, treatment, n_boot: int = 200, seed: int = 0, paired_with=None,
                      weights=None) -> np.ndarray:
     """Seeded bootstrap replicates of ``metric(y, score, treatment)`` (a plain resampling loop).

@@ -44,8 +44,10 @@ from ..errors import UserError
 from ..features import lgbm_frame
 
 LEARNERS = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner", "cf": "Causal forest (DML)",
-            "auto": "Auto (best of S/T/X/DR/CF)"}
-LEARNER_CHOICES = ["auto", "x", "t", "s", "dr", "cf"]  # the order the app offers them in
+            "auto": "Auto (best of S/T/X/DR/CF)", "drm": "Direct ranking (DRM)",
+            "cdrm": "Constrained direct ranking"}
+LEARNER_CHOICES = ["auto", "x", "t", "s", "dr", "cf", "drm", "cdrm"]  # the order the app offers them in
+RANKERS = ("drm", "cdrm")  # one learned score per offer (core.uplift.direct_ranking), effects per score bin
 TUNING = {"auto": "Chosen from the data", "fixed": "One fixed, regularised setting"}
 MIN_ROWS_PER_ARM = 50
 AUTO_CANDIDATES = ("s", "t", "x", "dr", "cf")
@@ -390,6 +392,8 @@ class FitReport:
     segments: tuple[str, ...]
     tuning: dict = field(default_factory=dict)
     selection: dict | None = None
+    ranking: dict | None = None
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         out = {"learner": self.learner, "labels": list(self.labels), "n_rows": self.n_rows, "seconds": self.seconds,
@@ -400,6 +404,10 @@ class FitReport:
             out.update(chosen={"learner": self.selection["chosen"], "params": chosen["params"]},
                        criterion=self.selection["criterion"], candidates=self.selection["candidates"],
                        reason=self.selection["reason"], skipped=self.selection["skipped"])
+        if self.ranking is not None:
+            out["ranking"] = self.ranking
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 
@@ -456,6 +464,11 @@ class UpliftModel:
         The learners ``auto`` chooses from.
     reuse_bins : bool
         Native engine: bin the features once (False: every model bins its own rows).
+    ranking_scorer : {"lightgbm", "linear", "mlp"}
+        ``drm`` / ``cdrm``: the scorer of the direct ranking model (:mod:`core.uplift.direct_ranking`).
+    cpi_max : float, optional
+        ``cdrm``: the incremental cost per incremental value the ranking's selection must keep
+        to (default: the average CPI of the offers that add value, from the log).
 
     Attributes (after ``fit``)
     --------------------------
@@ -472,7 +485,8 @@ class UpliftModel:
     def __init__(self, learner: str = "auto", folds: int = 5, n_estimators: int = 150, learning_rate: float = 0.035,
                  num_leaves: int = 7, min_child_samples: int = 250, bagging: int = 0, by_segment: bool = False,
                  seed: int = 0, n_jobs: int = 2, tuning: str = "auto", engine: str = "native",
-                 candidates: tuple = AUTO_CANDIDATES, reuse_bins: bool = True):
+                 candidates: tuple = AUTO_CANDIDATES, reuse_bins: bool = True, ranking_scorer: str = "lightgbm",
+                 cpi_max: float | None = None):
         self.learner = learner
         self.folds = folds
         self.n_estimators = n_estimators
@@ -487,15 +501,17 @@ class UpliftModel:
         self.engine = engine
         self.candidates = candidates
         self.reuse_bins = reuse_bins
+        self.ranking_scorer = ranking_scorer
+        self.cpi_max = cpi_max
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("learner", "folds", "n_estimators", "learning_rate", "num_leaves",
                                               "min_child_samples", "bagging", "by_segment", "seed", "n_jobs", "tuning",
-                                              "engine", "candidates", "reuse_bins")}
+                                              "engine", "candidates", "reuse_bins", "ranking_scorer", "cpi_max")}
 
     def __setstate__(self, state):  # models saved before tuning/engine existed
         defaults = {"tuning": "fixed", "engine": "econml", "candidates": AUTO_CANDIDATES, "reuse_bins": True,
-                    "selection_": None}
+                    "selection_": None, "ranking_scorer": "lightgbm", "cpi_max": None}
         self.__dict__.update({**defaults, **state})
         if "learner_" not in self.__dict__:
             self.learner_ = self.learner
@@ -515,6 +531,21 @@ class UpliftModel:
         if bad or not self.candidates:
             raise UserError(f"--candidates {', '.join(map(repr, bad)) or '(none)'}: choose from "
                             f"{', '.join(k for k in LEARNERS if k != 'auto')}")
+        if self.cpi_max is not None and self.learner != "cdrm":
+            raise UserError(f"--cpi-max is the constrained ranking's limit; it needs --learner cdrm (got {self.learner})")
+        if self.learner in RANKERS:
+            from .direct_ranking import SCORERS
+
+            if self.ranking_scorer not in SCORERS:
+                raise UserError(f"--ranking-scorer '{self.ranking_scorer}' is not one of {', '.join(SCORERS)}")
+            if self.cpi_max is not None and not (isinstance(self.cpi_max, (int, float)) and np.isfinite(self.cpi_max)
+                                                 and self.cpi_max > 0):
+                raise UserError(f"--cpi-max must be a positive number, got {self.cpi_max!r}")
+            if self.by_segment:
+                raise UserError("per-segment models are not available for the direct ranking model; it takes the "
+                                "segment as a feature — turn per-segment models off")
+            if self.bagging:
+                raise UserError("bootstrap refits are not available for the direct ranking model; set them to 0")
         if self.engine == "econml" and self.learner == "auto":
             raise UserError("learner 'auto' runs on the native engine; name one learner for the EconML reference")
 
@@ -561,6 +592,8 @@ class UpliftModel:
             outcomes["cost"] = log.cost
         segments = self._segments(log, t)
         tracker = _Progress(progress, start)
+        if self.learner in RANKERS:
+            return self._fit_ranking(log, x, t, p, tracker, start)
         native = self.engine == "native" and self.learner != "cf"
         if native:
             result = self._fit_native(x, t, outcomes, p, segments, tracker)
@@ -575,6 +608,93 @@ class UpliftModel:
                                  self.folds, self.bagging, tuple(segments), result.get("tuning", {}),
                                  None if self.selection_ is None else self.selection_.to_dict())
         return self
+
+    def _fit_ranking(self, log, x, t, p, tracker, start) -> "UpliftModel":
+        """``drm`` / ``cdrm``: a direct ranking model per offer, cross-fitted; τ value and τ cost
+        estimated per bin of its out-of-fold score (:mod:`core.uplift.direct_ranking`)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..evaluation import inverse_propensity_weights
+        from .direct_ranking import DirectRanker, check_rankable, cross_fit, effects_from_bins, rank_bins
+
+        cost = log.cost
+        check_rankable(x, cost)
+        value = log.value
+        weight = inverse_propensity_weights(p)
+        self.cpi_max_ = self._ranking_cpi(t, value, cost, weight) if self.learner == "cdrm" else None
+        tracker.plan(self.folds * len(self.treatments_))
+
+        def make(seed):
+            return DirectRanker(self.ranking_scorer, cpi_max=self.cpi_max_, seed=seed)
+
+        workers = max(int(self.n_jobs), 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            def run(fn, tasks):
+                return tracker.wait(pool if workers > 1 else None, fn, tasks)
+
+            oof, self.rankers_ = cross_fit(x, t, value, cost, weight, self.folds, self.seed, make, self.cat_idx_,
+                                           run=run, step=lambda m: tracker.step(f"{LEARNERS[self.learner]} · {m}"))
+        self.rank_bins_ = {}
+        effects = {"value": np.zeros((log.n, len(self.treatments_))), "cost": np.zeros((log.n, len(self.treatments_)))}
+        notes = []
+        for k, arm in enumerate(self.treatments_):
+            rows = (t == k + 1) | (t == 0)
+            bins = rank_bins(oof[rows, k], t[rows] == k + 1, value[rows], cost[rows],
+                             None if weight is None else weight[rows])
+            self.rank_bins_[arm] = bins
+            for head in effects:
+                effects[head][:, k] = effects_from_bins(oof[:, k], bins, head)
+            if len(bins) == 1:
+                notes.append(f"offer '{arm}': the ranking's score bins had to be merged into one (too few customers of "
+                             f"an arm per bin), so every customer gets the offer's average effect")
+        notes += self._segment_gaps(log)
+        self.learner_ = self.learner
+        self.models_ = {}
+        self.selection_ = None
+        self.segment_column_ = None
+        self.oof_ = self._with_scores(self._to_frame(effects, log.n), oof)
+        self.oof_bags_ = {}
+        ranking = {"scorer": self.ranking_scorer, "cpi_max": self.cpi_max_,
+                   "fits": {arm: [r.info_ for r in self.rankers_[k + 1]] for k, arm in enumerate(self.treatments_)},
+                   "bins": {arm: bins.to_dict("records") for arm, bins in self.rank_bins_.items()}}
+        self.report_ = FitReport(self.learner, self.labels_, log.n, time.perf_counter() - start, ("value", "cost"),
+                                 self.folds, 0, ("all",), {}, None, ranking, tuple(notes))
+        return self
+
+    def _ranking_cpi(self, t, value, cost, weight) -> float:
+        """``cdrm``'s CPI limit: the one given, else the median average CPI of the offers that add value."""
+        if self.cpi_max is not None:
+            return float(self.cpi_max)
+        w = np.ones(len(t)) if weight is None else weight
+        cpis = []
+        for k in range(1, len(self.labels_)):
+            means = [(np.average(value[t == a], weights=w[t == a]), np.average(cost[t == a], weights=w[t == a])) for a in (k, 0)]
+            dv, dc = means[0][0] - means[1][0], means[0][1] - means[1][1]
+            if dv > 0 and dc > 0:
+                cpis.append(dc / dv)
+        if not cpis:
+            raise UserError("no offer adds value at a positive cost on average, so there is no default CPI limit for "
+                            "the constrained ranking; give one (--cpi-max)")
+        return float(np.median(cpis))
+
+    def _segment_gaps(self, log) -> list[str]:
+        """Notes on segments in which an offer was never sent: the ranking extrapolates there."""
+        if not log.columns.segment:
+            return []
+        seg = log.frame[log.columns.segment].astype("string").fillna("(missing)")
+        counts = pd.crosstab(seg, pd.Series(log.action, index=seg.index))
+        notes = []
+        for arm in self.treatments_:
+            empty = [str(s) for s in counts.index if arm not in counts.columns or counts.loc[s, arm] == 0]
+            if empty:
+                notes.append(f"offer '{arm}' was never sent in segment(s) {', '.join(map(repr, empty[:5]))} of "
+                             f"'{log.columns.segment}': the ranking's scores for those customers are extrapolated")
+        return notes
+
+    def _with_scores(self, frame: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+        for k, arm in enumerate(self.treatments_):
+            frame[f"score__{arm}"] = scores[:, k]
+        return frame
 
     def _fit_large_auto(self, log, propensity, progress) -> "UpliftModel":
         """``auto`` on a large log: compare the candidates on a random sample of
@@ -798,6 +918,14 @@ class UpliftModel:
         matrix, _ = lgbm_frame(frame, list(self.features_), self.categories_)
         x, _ = _numeric_matrix(matrix)
         n = len(frame)
+        if self.learner_ in RANKERS:
+            from .direct_ranking import effects_from_bins
+
+            scores = np.column_stack([np.mean([r.percentile(x) for r in self.rankers_[k + 1]], axis=0)
+                                      for k in range(len(self.treatments_))])
+            effects = {head: np.column_stack([effects_from_bins(scores[:, k], self.rank_bins_[arm], head)
+                                              for k, arm in enumerate(self.treatments_)]) for head in ("value", "cost")}
+            return self._with_scores(self._to_frame(effects, n), scores)
         effects = {}
         if self.segment_column_ is not None:
             if self.segment_column_ not in frame.columns:

@@ -1,6 +1,7 @@
 import pickle
 
 import numpy as np
+from scipy import stats
 import pandas as pd
 import pytest
 from scipy.stats import norm
@@ -9,7 +10,7 @@ from core.diagnostics.readout import readout
 from core.errors import UserError
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import ARMS, simulate
-from core.uplift.learners import LEARNERS, UpliftModel, tau_columns
+from core.uplift.learners import LEARNERS, RANKERS, UpliftModel, tau_columns
 from core.uplift.persist import MAGIC, load_model, read_model_file, save_model, write_model_file
 from core.workspace import Workspace
 
@@ -77,14 +78,20 @@ def test_same_seed_same_predictions(small):
 def test_every_learner_fits_and_predicts(small, learner):
     log = make_log(small.log)
     model = UpliftModel(learner=learner, folds=2, n_estimators=60).fit(log)
-    assert model.oof_.shape == (len(small.log), 6)
+    width = 9 if learner in RANKERS else 6  # a ranking learner adds score__<offer>
+    assert model.oof_.shape == (len(small.log), width)
     assert np.isfinite(model.oof_.to_numpy()).all()
     fresh = simulate(400, seed=99).log
     predicted = model.predict(fresh)
-    assert predicted.shape == (400, 6) and np.isfinite(predicted.to_numpy()).all()
+    assert predicted.shape == (400, width) and np.isfinite(predicted.to_numpy()).all()
+    assert list(predicted.columns) == list(model.oof_.columns)
     # a learner with any skill ranks coupon customers sensibly: positive correlation with truth
     true = small.truth["true_tau_value__coupon_20"]
-    assert np.corrcoef(model.oof_["tau_value__coupon_20"], true)[0, 1] > 0.3
+    if learner in RANKERS:  # a ranking orders by value per cost
+        ratio = true / small.truth["true_tau_cost__coupon_20"]
+        assert stats.spearmanr(model.oof_["score__coupon_20"], ratio)[0] > 0.15
+    else:
+        assert np.corrcoef(model.oof_["tau_value__coupon_20"], true)[0, 1] > 0.3
 
 
 def test_dr_learner_uses_logged_propensities_and_recovers_the_average(sim20k):

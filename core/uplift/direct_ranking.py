@@ -1,0 +1,501 @@
+"""Direct ranking: one score per customer and offer whose ranking maximises incremental value
+per incremental cost (the Direct Ranking Model of Du et al. 2019, "Improve User Retention with
+Causal Learning", PMLR 104, and its constrained variant, arXiv 2507.05510).
+
+For one offer against no offer, over the training rows of the two arms, a score ``s(x)`` gives
+a *soft selection*: a softmax within each arm,
+
+    p_i = w_i·exp(s_i) / Σ_{j in i's arm} w_j·exp(s_j)        (w = 1/propensity, or 1)
+
+so the p of each arm sum to 1.  The soft selection's incremental value and cost are the
+p-weighted treated mean minus the p-weighted control mean,
+
+    Δv = Σ_{treated} p_i v_i − Σ_{control} p_i v_i,    Δc likewise with the cost c,
+
+and the Direct Ranking Model minimises the paper's stabilised ratio
+
+    L = −softplus(Δv) / softplus(Δc),
+
+which equals −Δv/Δc when both are large and stays finite as Δc → 0.  Customers the score puts
+first dominate the soft selection, so minimising L ranks the efficient customers first.  The
+softmax runs over the **whole training cohort** (no mini-batches, so no mismatch between a
+batch's softmax and the cohort's): the gradient of L is a sum over rows, and the numpy scorers
+take full-batch Adam steps, the LightGBM scorer one tree per round.
+
+Value and cost enter in units of their average effects (|ATE|, floored at two standard errors),
+so that softplus works on numbers of order one whatever the currency.
+
+Gradient with respect to a row's score (group g = the row's arm, sign +1 treated, −1 control):
+
+    ∂Δv/∂s_i = sign_i · p_i · (v_i − v̄_g),   v̄_g = Σ_{j in g} p_j v_j
+    ∂L/∂s_i  = sign_i · p_i · [a·(v_i − v̄_g) + b·(c_i − c̄_g)],  a = ∂L/∂Δv, b = ∂L/∂Δc
+
+**Constrained variant** (``cpi_max``): maximise the soft selection's incremental value subject
+to its incremental cost per incremental value being at most ``cpi_max``,
+
+    L = −softplus(Δv) + ψ_t(Δc − cpi_max·Δv)
+
+with ψ_t the log-barrier extension of Kervadec et al. (2019, "Constrained deep networks:
+Lagrangian optimization via log-barrier extensions"): −log(−z)/t inside the feasible set (up to
+z = −1/t²), continued linearly with slope t beyond it, so that training may start infeasible
+(a uniform selection has the offer's average CPI) and is pushed back inside.
+
+Scorers: ``linear`` and ``mlp`` (one tanh hidden layer) in numpy with analytic gradients and
+full-batch Adam; ``lightgbm`` boosts trees on the same gradient with a custom objective whose
+Hessian is the positive approximation ``p_i(1 − p_i)·(|a|·|v_i − v̄_g| + |b|·|c_i − c̄_g|)``
+(the softmax's own curvature, without the terms of either sign), so a leaf's Newton step is a
+p-weighted, bounded average of the rows' directions.  Every scorer stops early on a validation
+fifth of its training rows (its own soft selection).
+
+Scores are not effects.  :func:`rank_bins` turns them into ``tau_value`` / ``tau_cost`` by
+estimating both effects per bin of the score from the data (difference of arm means, inverse
+propensity weighted when propensities differ, normal intervals), so allocation, OPE and the
+report use a ranking model like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+SCORERS = {"lightgbm": "LightGBM (custom objective)", "linear": "linear (numpy)", "mlp": "small MLP (numpy)"}
+BARRIER_T = 10.0
+VALIDATION_SHARE = 0.2
+PATIENCE = 30
+MIN_BIN_ROWS = 50  # of each arm per score bin
+QUANTILES = 1001  # training-score quantiles kept per fitted scorer (to turn scores into percentiles)
+
+
+def softplus(z):
+    """log(1 + e^z), computed without overflow."""
+    return np.logaddexp(0.0, z)
+
+
+def sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))
+
+
+def barrier(z, t: float = BARRIER_T):
+    """The log-barrier extension ψ_t(z) and its derivative (see the module docstring)."""
+    z = float(z)
+    if z <= -1.0 / t**2:
+        return -np.log(-z) / t, -1.0 / (t * z)
+    return t * z - np.log(1.0 / t**2) / t + 1.0 / t, t
+
+
+def soft_selection(score, treated, weight=None) -> np.ndarray:
+    """Softmax of ``score`` within each arm (``treated`` True/False), weighted by ``weight``:
+    the probabilities of each arm sum to 1."""
+    score = np.asarray(score, dtype=float)
+    treated = np.asarray(treated, dtype=bool)
+    w = np.ones(len(score)) if weight is None else np.asarray(weight, dtype=float)
+    p = np.zeros(len(score))
+    for group in (treated, ~treated):
+        if group.any():
+            z = score[group] - score[group].max()
+            e = w[group] * np.exp(z)
+            p[group] = e / e.sum()
+    return p
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The loss at one score vector, its gradient per row and the positive Hessian approximation."""
+
+    loss: float
+    grad: np.ndarray
+    hess: np.ndarray
+    delta_value: float
+    delta_cost: float
+
+
+def objective(score, treated, value, cost, weight=None, cpi_max: float | None = None) -> Objective:
+    """The Direct Ranking Model's loss (or, with ``cpi_max``, the constrained variant's) and
+    its derivatives with respect to every row's score (formulas in the module docstring)."""
+    treated = np.asarray(treated, dtype=bool)
+    value, cost = np.asarray(value, dtype=float), np.asarray(cost, dtype=float)
+    p = soft_selection(score, treated, weight)
+    sign = np.where(treated, 1.0, -1.0)
+    centred_v, centred_c = np.empty(len(p)), np.empty(len(p))
+    delta_v = delta_c = 0.0
+    for group, s in ((treated, 1.0), (~treated, -1.0)):
+        mean_v, mean_c = p[group] @ value[group], p[group] @ cost[group]
+        centred_v[group], centred_c[group] = value[group] - mean_v, cost[group] - mean_c
+        delta_v += s * mean_v
+        delta_c += s * mean_c
+    if cpi_max is None:
+        top, bottom = softplus(delta_v), softplus(delta_c)
+        loss = -top / bottom
+        a, b = -sigmoid(delta_v) / bottom, top * sigmoid(delta_c) / bottom**2
+    else:
+        psi, dpsi = barrier(delta_c - cpi_max * delta_v)
+        loss = -softplus(delta_v) + psi
+        a, b = -sigmoid(delta_v) - cpi_max * dpsi, dpsi
+    direction = a * centred_v + b * centred_c
+    grad = sign * p * direction
+    hess = p * (1.0 - p) * (abs(a) * np.abs(centred_v) + abs(b) * np.abs(centred_c))
+    return Objective(float(loss), grad, hess, float(delta_v), float(delta_c))
+
+
+def effect_scale(y, treated, weight=None) -> float:
+    """|average effect| of ``y``, floored at two standard errors (and at a tiny positive number):
+    the unit value and cost are measured in during training."""
+    y, treated = np.asarray(y, dtype=float), np.asarray(treated, dtype=bool)
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
+    effect, var = 0.0, 0.0
+    for group, s in ((treated, 1.0), (~treated, -1.0)):
+        wg = w[group] / w[group].sum()
+        mean = wg @ y[group]
+        effect += s * mean
+        var += np.sum(wg**2 * (y[group] - mean) ** 2)
+    scale = max(abs(effect), 2.0 * np.sqrt(var))
+    return float(scale) if scale > 1e-12 else 1.0
+
+
+# --- numpy scorers -----------------------------------------------------------------------------
+
+class _Design:
+    """Numeric features standardised (missing → 0 plus an indicator), categorical codes one-hot
+    (levels seen in training); fitted on the training rows."""
+
+    def __init__(self, x: np.ndarray, cat_idx: list[int], max_levels: int = 20):
+        self.num_idx = [j for j in range(x.shape[1]) if j not in cat_idx]
+        num = x[:, self.num_idx]
+        self.mean = np.nan_to_num(np.nanmean(num, axis=0)) if num.size else np.zeros(0)
+        std = np.nan_to_num(np.nanstd(num, axis=0)) if num.size else np.zeros(0)
+        self.std = np.where(std > 0, std, 1.0)
+        self.missing = [j for k, j in enumerate(self.num_idx) if np.isnan(num[:, k]).any()]
+        self.levels = {}
+        for j in cat_idx:
+            codes, counts = np.unique(x[~np.isnan(x[:, j]), j], return_counts=True)
+            self.levels[j] = codes[np.argsort(-counts)][:max_levels]
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        parts = [np.nan_to_num((x[:, self.num_idx] - self.mean) / self.std)]
+        parts += [np.isnan(x[:, [j]]).astype(float) for j in self.missing]
+        parts += [(x[:, [j]] == levels[None, :]).astype(float) for j, levels in self.levels.items()]
+        return np.column_stack(parts) if parts else np.zeros((len(x), 0))
+
+
+class _Adam:
+    def __init__(self, lr: float):
+        self.lr, self.m, self.v, self.k = lr, None, None, 0
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        if self.m is None:
+            self.m = [np.zeros_like(p) for p in params]
+            self.v = [np.zeros_like(p) for p in params]
+        self.k += 1
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m *= 0.9
+            m += 0.1 * g
+            v *= 0.999
+            v += 0.001 * g * g
+            p -= self.lr * (m / (1 - 0.9**self.k)) / (np.sqrt(v / (1 - 0.999**self.k)) + 1e-8)
+
+
+class NumpyScorer:
+    """``linear``: s = X·β; ``mlp``: s = tanh(X·W + b)·u.  Parameters are a flat list of arrays;
+    :meth:`score_grad` back-propagates a gradient with respect to the scores."""
+
+    def __init__(self, kind: str, n_inputs: int, hidden: int = 16, seed: int = 0):
+        self.kind = kind
+        if kind == "linear":
+            self.params = [np.zeros(n_inputs)]
+        else:
+            rng = np.random.default_rng(seed)
+            self.params = [rng.normal(0.0, 1.0 / np.sqrt(max(n_inputs, 1)), (n_inputs, hidden)), np.zeros(hidden),
+                           np.zeros(hidden)]
+
+    def score(self, z: np.ndarray) -> np.ndarray:
+        if self.kind == "linear":
+            return z @ self.params[0]
+        w, b, u = self.params
+        return np.tanh(z @ w + b) @ u
+
+    def score_grad(self, z: np.ndarray, grad_score: np.ndarray) -> list[np.ndarray]:
+        """∂(Σ_i g_i·s_i)/∂params, i.e. the chain rule for a loss whose score gradient is g."""
+        if self.kind == "linear":
+            return [z.T @ grad_score]
+        w, b, u = self.params
+        h = np.tanh(z @ w + b)
+        back = np.outer(grad_score, u) * (1.0 - h**2)
+        return [z.T @ back, back.sum(axis=0), h.T @ grad_score]
+
+
+@dataclass
+class _Group:
+    """One set of rows the loss is computed over: its own soft selection."""
+
+    treated: np.ndarray
+    value: np.ndarray
+    cost: np.ndarray
+    weight: np.ndarray | None
+
+    def objective(self, score, cpi_max):
+        return objective(score, self.treated, self.value, self.cost, self.weight, cpi_max)
+
+
+def _validation_split(treated: np.ndarray, seed) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices, stratified by arm."""
+    rng = np.random.default_rng(seed)
+    fit, val = [], []
+    for group in (np.flatnonzero(treated), np.flatnonzero(~treated)):
+        shuffled = rng.permutation(group)
+        cut = int(round(len(group) * VALIDATION_SHARE))
+        val.append(shuffled[:cut])
+        fit.append(shuffled[cut:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+
+
+def _fit_numpy(kind, z, groups, cpi_max, seed, max_steps, l2, lr):
+    train, val = groups
+    scorer = NumpyScorer(kind, z[0].shape[1], seed=seed)
+    adam = _Adam(lr)
+    best, best_loss, since = [p.copy() for p in scorer.params], np.inf, 0
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        obj = train.objective(scorer.score(z[0]), cpi_max)
+        grads = scorer.score_grad(z[0], obj.grad)
+        grads = [g + 2 * l2 * p for g, p in zip(grads, scorer.params)]
+        adam.step(scorer.params, grads)
+        val_loss = val.objective(scorer.score(z[1]), cpi_max).loss
+        if val_loss < best_loss - 1e-9:
+            best, best_loss, since = [p.copy() for p in scorer.params], val_loss, 0
+        else:
+            since += 1
+            if since >= PATIENCE:
+                break
+    scorer.params = best
+    return scorer, {"steps": steps, "validation_loss": float(best_loss)}
+
+
+def _fit_lightgbm(x, cat_idx, groups, cpi_max, seed, max_rounds, params):
+    import lightgbm as lgb
+
+    train, val = groups
+    n = len(train.treated)
+
+    def fobj(preds, _data):
+        obj = train.objective(preds, cpi_max)
+        # scaled by the row count: per-row gradients of order one, so LightGBM's leaf minimum
+        # Hessian and L2 penalty mean "about one row" (Newton steps are unchanged)
+        # (a floor on the Hessian: rows at their group's mean have none, and LightGBM's split
+        # search fails on leaves whose Hessian sums to zero)
+        return obj.grad * n, np.maximum(obj.hess * n, 1e-3)
+
+    def feval(preds, _data):
+        return "drm_loss", val.objective(preds, cpi_max).loss, False
+
+    settings = {"objective": fobj, "metric": "None", "learning_rate": 0.1, "num_leaves": 7,
+                "min_data_in_leaf": max(20, n // 100), "lambda_l2": 10.0, "feature_fraction": 0.8,
+                "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1, "num_threads": 1, "seed": seed,
+                "deterministic": True, **(params or {})}
+    categorical = cat_idx or "auto"
+    train_set = lgb.Dataset(x[0], free_raw_data=False, categorical_feature=categorical)
+    val_set = lgb.Dataset(x[1], reference=train_set, free_raw_data=False, categorical_feature=categorical)
+    booster = lgb.train(settings, train_set, num_boost_round=max_rounds, valid_sets=[val_set], feval=feval,
+                        callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
+    rounds = booster.best_iteration or booster.current_iteration()
+    return booster, {"rounds": int(rounds), "validation_loss": float(booster.best_score["valid_0"]["drm_loss"])
+                     if booster.best_score else float("nan")}
+
+
+class DirectRanker:
+    """A Direct Ranking Model for one offer against no offer (scikit-learn manners).
+
+    Parameters
+    ----------
+    scorer : {"lightgbm", "linear", "mlp"}
+    cpi_max : float, optional
+        The constrained variant: maximise incremental value subject to incremental cost per
+        incremental value ≤ ``cpi_max`` (in the log's units).
+    max_steps : int
+        Adam steps (numpy scorers) or boosting rounds (LightGBM), before early stopping.
+    l2 : float
+        L2 penalty of the numpy scorers' parameters.
+    seed : int
+
+    Attributes (after ``fit``)
+    --------------------------
+    scale_value_, scale_cost_ : the units value and cost were divided by
+    model_ : the fitted scorer
+    info_ : dict (steps or rounds, validation loss)
+    quantiles_ : training scores' quantiles (to express scores as percentiles)
+    """
+
+    def __init__(self, scorer: str = "lightgbm", cpi_max: float | None = None, max_steps: int | None = None,
+                 l2: float = 1e-3, seed: int = 0, lgbm_params: dict | None = None):
+        self.scorer = scorer
+        self.cpi_max = cpi_max
+        self.max_steps = max_steps
+        self.l2 = l2
+        self.seed = seed
+        self.lgbm_params = lgbm_params
+
+    def fit(self, x: np.ndarray, treated, value, cost, weight=None, cat_idx=()) -> "DirectRanker":
+        if self.scorer not in SCORERS:
+            raise UserError(f"ranking scorer '{self.scorer}' is not one of {', '.join(SCORERS)}")
+        if self.cpi_max is not None and not (np.isfinite(self.cpi_max) and self.cpi_max > 0):
+            raise UserError(f"the constrained ranking's CPI limit must be a positive number, got {self.cpi_max!r}")
+        treated = np.asarray(treated, dtype=bool)
+        if treated.all() or not treated.any():
+            raise UserError("direct ranking needs rows of both the offer and no offer")
+        x = np.asarray(x, dtype=float)
+        self.cat_idx_ = list(cat_idx)
+        self.scale_value_ = effect_scale(value, treated, weight)
+        self.scale_cost_ = effect_scale(cost, treated, weight)
+        v = np.asarray(value, dtype=float) / self.scale_value_
+        c = np.asarray(cost, dtype=float) / self.scale_cost_
+        cpi = None if self.cpi_max is None else self.cpi_max * self.scale_value_ / self.scale_cost_
+        fit_rows, val_rows = _validation_split(treated, [self.seed, 5])
+        w = None if weight is None else np.asarray(weight, dtype=float)
+        groups = tuple(_Group(treated[r], v[r], c[r], None if w is None else w[r]) for r in (fit_rows, val_rows))
+        if self.scorer == "lightgbm":
+            self.model_, self.info_ = _fit_lightgbm((x[fit_rows], x[val_rows]), self.cat_idx_, groups, cpi, self.seed,
+                                                    self.max_steps or 400, self.lgbm_params)
+        else:
+            self.design_ = _Design(x, self.cat_idx_)
+            z = self.design_.transform(x)
+            self.model_, self.info_ = _fit_numpy(self.scorer, (z[fit_rows], z[val_rows]), groups, cpi, self.seed,
+                                                 self.max_steps or 500, self.l2, 0.05 if self.scorer == "linear" else 0.02)
+        self.quantiles_ = np.quantile(self.score(x), np.linspace(0, 1, QUANTILES))
+        return self
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Raw scores (higher = offer first)."""
+        x = np.asarray(x, dtype=float)
+        if self.scorer == "lightgbm":
+            return self.model_.predict(x, num_threads=1)
+        return self.model_.score(self.design_.transform(x))
+
+    def percentile(self, x: np.ndarray) -> np.ndarray:
+        """Scores as percentiles of the training rows' scores (comparable across fold models)."""
+        s = self.score(x)
+        lo = np.searchsorted(self.quantiles_, s, side="left")
+        hi = np.searchsorted(self.quantiles_, s, side="right")
+        return (lo + hi) / (2.0 * len(self.quantiles_))
+
+
+# --- effects per score bin --------------------------------------------------------------------
+
+def _weighted_mean_se(y, w):
+    w = w / w.sum()
+    mean = w @ y
+    return mean, np.sqrt(np.sum(w**2 * (y - mean) ** 2))
+
+
+def rank_bins(score, treated, value, cost, weight=None, n_bins: int = 10, min_rows: int = MIN_BIN_ROWS,
+              alpha: float = 0.05) -> pd.DataFrame:
+    """Incremental value and cost per bin of ``score`` (equal-count bins of the rows, merged
+    until every bin has ``min_rows`` rows of each arm), with normal intervals.
+
+    Each effect is a difference of arm means (Hájek, weighted by ``weight`` when given) within
+    the bin; its standard error is that of two independent means.
+    """
+    from scipy import stats
+
+    score, treated = np.asarray(score, dtype=float), np.asarray(treated, dtype=bool)
+    value = np.asarray(value, dtype=float)
+    cost = None if cost is None else np.asarray(cost, dtype=float)
+    w = np.ones(len(score)) if weight is None else np.asarray(weight, dtype=float)
+    edges = np.unique(np.quantile(score, np.linspace(0, 1, n_bins + 1)))
+    edges = _merge_thin_bins(score, treated, edges, min_rows)
+    z = stats.norm.ppf(1 - alpha / 2)
+    rows = []
+    bins = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, len(edges) - 2) if len(edges) > 1 else np.zeros(len(score), int)
+    for k in range(max(len(edges) - 1, 1)):
+        in_bin = bins == k
+        t_rows, c_rows = in_bin & treated, in_bin & ~treated
+        row = {"bin": k + 1, "score_low": float(score[in_bin].min()), "score_high": float(score[in_bin].max()),
+               "score_mid": float(np.median(score[in_bin])), "n_offer": int(t_rows.sum()), "n_control": int(c_rows.sum())}
+        for head, y in (("value", value), ("cost", cost)):
+            if y is None:
+                continue
+            mt, st = _weighted_mean_se(y[t_rows], w[t_rows])
+            mc, sc = _weighted_mean_se(y[c_rows], w[c_rows])
+            se = float(np.hypot(st, sc))
+            row.update({f"tau_{head}": float(mt - mc), f"tau_{head}_low": float(mt - mc - z * se),
+                        f"tau_{head}_high": float(mt - mc + z * se), f"tau_{head}_se": se})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _merge_thin_bins(score, treated, edges, min_rows):
+    """Drop inner edges until every bin has ``min_rows`` rows of each arm (or one bin is left)."""
+    edges = list(edges)
+    while len(edges) > 2:
+        bins = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, len(edges) - 2)
+        counts = np.minimum(np.bincount(bins[treated], minlength=len(edges) - 1),
+                            np.bincount(bins[~treated], minlength=len(edges) - 1))
+        thinnest = int(np.argmin(counts))
+        if counts[thinnest] >= min_rows:
+            break
+        # merge the thinnest bin with its thinner neighbour
+        if thinnest == 0:
+            drop = 1
+        elif thinnest == len(counts) - 1:
+            drop = thinnest
+        else:
+            drop = thinnest if counts[thinnest - 1] <= counts[thinnest + 1] else thinnest + 1
+        del edges[drop]
+    return np.asarray(edges)
+
+
+def effects_from_bins(score, bins: pd.DataFrame, head: str) -> np.ndarray:
+    """τ of ``head`` at each score: linear between the bins' median scores, flat beyond them
+    (so customers keep their order within a bin when the bins' effects rise with the score)."""
+    return np.interp(np.asarray(score, dtype=float), bins["score_mid"].to_numpy(), bins[f"tau_{head}"].to_numpy())
+
+
+# --- cross-fitting every offer ----------------------------------------------------------------
+
+def check_rankable(x: np.ndarray, cost, control_cost_only: bool = False) -> None:
+    """Refuse data a ranking cannot learn from, in words."""
+    if cost is None:
+        raise UserError("direct ranking orders customers by incremental value per incremental cost, and no cost is "
+                        "mapped; map a cost column or give a constant cost per offer (or use a two-head learner)")
+    if not np.any(np.asarray(cost, dtype=float) != 0):
+        raise UserError("every cost in the log is 0, so incremental cost is 0 for every customer and there is no "
+                        "value per cost to rank by; use a two-head learner, which ranks by value when costs are 0")
+    varies = [np.nanmax(col) > np.nanmin(col) if np.isfinite(col).any() else False for col in np.asarray(x, dtype=float).T]
+    if not any(varies):
+        raise UserError("every customer has the same features (a single customer type), so a ranking has nothing "
+                        "to order; the readout's average effects (step 2) are the whole answer")
+
+
+def cross_fit(x, t, value, cost, weight, folds: int, seed: int, make_ranker, cat_idx=(), run=None, step=None):
+    """Out-of-fold percentile scores of every offer (arm codes 1..K−1 against 0).
+
+    Returns ``(oof, rankers)``: ``oof`` (n × offers) holds, for every row, the percentile score
+    of the fold model that did not see it; ``rankers[k]`` the K fold models of offer k+1.
+    ``run(fn, tasks)`` maps the tasks (e.g. on threads); ``step(message)`` reports progress.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    n_offers = int(t.max())
+    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(t)), t))
+    tasks = [(fold, k) for fold in range(folds) for k in range(1, n_offers + 1)]
+
+    def fit_one(task):
+        fold, k = task
+        train = splits[fold][0]
+        rows = train[(t[train] == k) | (t[train] == 0)]
+        ranker = make_ranker(seed + fold).fit(x[rows], t[rows] == k, value[rows], cost[rows],
+                                              None if weight is None else weight[rows], cat_idx)
+        if step is not None:
+            step(f"offer {k} of {n_offers} · fold {fold + 1}/{folds}")
+        return ranker
+
+    fitted = (run or (lambda fn, items: [fn(i) for i in items]))(fit_one, tasks)
+    oof = np.zeros((len(t), n_offers))
+    rankers = {k: [None] * folds for k in range(1, n_offers + 1)}
+    for (fold, k), ranker in zip(tasks, fitted):
+        test = splits[fold][1]
+        oof[test, k - 1] = ranker.percentile(x[test])
+        rankers[k][fold] = ranker
+    return oof, rankers
