@@ -274,19 +274,29 @@ def _fit_numpy(kind, z, groups, cpi_max, seed, max_steps, l2, lr):
     return scorer, {"steps": steps, "validation_loss": float(best_loss)}
 
 
+def lightgbm_objective(group: _Group, cpi_max: float | None):
+    """LightGBM's custom objective for ``group``: ``(preds, data) → (gradient, Hessian)``.
+
+    Both are multiplied by the row count, so per-row values are of order one and LightGBM's
+    minimum leaf Hessian and L2 penalty mean "about one row" (Newton steps are unchanged).  The
+    Hessian is floored at 1e-3: rows at their arm's mean have none, and LightGBM's split search
+    fails on leaves whose Hessian sums to zero.
+    """
+    n = len(group.treated)
+
+    def fobj(preds, _data):
+        obj = group.objective(preds, cpi_max)
+        return obj.grad * n, np.maximum(obj.hess * n, 1e-3)
+
+    return fobj
+
+
 def _fit_lightgbm(x, cat_idx, groups, cpi_max, seed, max_rounds, params):
     import lightgbm as lgb
 
     train, val = groups
     n = len(train.treated)
-
-    def fobj(preds, _data):
-        obj = train.objective(preds, cpi_max)
-        # scaled by the row count: per-row gradients of order one, so LightGBM's leaf minimum
-        # Hessian and L2 penalty mean "about one row" (Newton steps are unchanged)
-        # (a floor on the Hessian: rows at their group's mean have none, and LightGBM's split
-        # search fails on leaves whose Hessian sums to zero)
-        return obj.grad * n, np.maximum(obj.hess * n, 1e-3)
+    fobj = lightgbm_objective(train, cpi_max)
 
     def feval(preds, _data):
         return "drm_loss", val.objective(preds, cpi_max).loss, False

@@ -903,6 +903,11 @@ class UpliftModel:
         frame = pd.DataFrame({f"tau_{k}": v for k, v in out.items()})
         return frame[tau_columns(self.labels_, self.control_)]
 
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's feature matrix of ``frame`` (categories coded as in training)."""
+        matrix, _ = lgbm_frame(frame, list(self.features_), self.categories_)
+        return _numeric_matrix(matrix)[0]
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Score new customers: the average of the fold (and bag) models.
 
@@ -915,8 +920,7 @@ class UpliftModel:
         if missing:
             raise UserError(f"feature column(s) {', '.join(map(repr, missing))} missing from the data to score; "
                             f"the model was fitted on {', '.join(self.features_)}")
-        matrix, _ = lgbm_frame(frame, list(self.features_), self.categories_)
-        x, _ = _numeric_matrix(matrix)
+        x = self._matrix(frame)
         n = len(frame)
         if self.learner_ in RANKERS:
             from .direct_ranking import effects_from_bins
