@@ -66,6 +66,10 @@ SCORERS = {"lightgbm": "LightGBM (custom objective)", "linear": "linear (numpy)"
 BARRIER_T = 10.0
 VALIDATION_SHARE = 0.2
 PATIENCE = 30
+# LightGBM scorer: leaves of at least this share of the training rows.  The loss is a ratio of
+# noisy soft-selection means, so smooth scores rank better (chosen on development seeds 0–1 of
+# the benchmark's simulators, never on its reported seeds).
+LEAF_SHARE = 0.1
 MIN_BIN_ROWS = 50  # of each arm per score bin
 QUANTILES = 1001  # training-score quantiles kept per fitted scorer (to turn scores into percentiles)
 
@@ -301,18 +305,20 @@ def _fit_lightgbm(x, cat_idx, groups, cpi_max, seed, max_rounds, params):
     def feval(preds, _data):
         return "drm_loss", val.objective(preds, cpi_max).loss, False
 
-    settings = {"objective": fobj, "metric": "None", "learning_rate": 0.1, "num_leaves": 7,
-                "min_data_in_leaf": max(20, n // 100), "lambda_l2": 10.0, "feature_fraction": 0.8,
+    leaf_share = params.pop("leaf_share", LEAF_SHARE)
+    settings = {"objective": fobj, "metric": "None", "learning_rate": 0.03, "num_leaves": 7,
+                "min_data_in_leaf": max(100, int(n * leaf_share)), "lambda_l2": 10.0, "feature_fraction": 0.8,
                 "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1, "num_threads": 1, "seed": seed,
-                "deterministic": True, **(params or {})}
+                "deterministic": True, **params}
     categorical = cat_idx or "auto"
     train_set = lgb.Dataset(x[0], free_raw_data=False, categorical_feature=categorical)
     val_set = lgb.Dataset(x[1], reference=train_set, free_raw_data=False, categorical_feature=categorical)
     booster = lgb.train(settings, train_set, num_boost_round=max_rounds, valid_sets=[val_set], feval=feval,
                         callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
     rounds = booster.best_iteration or booster.current_iteration()
-    return booster, {"rounds": int(rounds), "validation_loss": float(booster.best_score["valid_0"]["drm_loss"])
-                     if booster.best_score else float("nan")}
+    info = {"rounds": int(rounds), "validation_loss": float(booster.best_score["valid_0"]["drm_loss"])
+            if booster.best_score else float("nan")}
+    return booster, info
 
 
 class DirectRanker:
@@ -367,7 +373,7 @@ class DirectRanker:
         groups = tuple(_Group(treated[r], v[r], c[r], None if w is None else w[r]) for r in (fit_rows, val_rows))
         if self.scorer == "lightgbm":
             self.model_, self.info_ = _fit_lightgbm((x[fit_rows], x[val_rows]), self.cat_idx_, groups, cpi, self.seed,
-                                                    self.max_steps or 400, self.lgbm_params)
+                                                    self.max_steps or 800, dict(self.lgbm_params or {}))
         else:
             self.design_ = _Design(x, self.cat_idx_)
             z = self.design_.transform(x)
