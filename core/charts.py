@@ -131,6 +131,28 @@ def uplift_distribution_figure(predictions: pd.DataFrame, arms, sample: int = 40
     return fig
 
 
+def rank_bins_figure(bins: dict) -> go.Figure:
+    """A ranking model's effects per score bin (τ value and τ cost with 95% intervals), per offer.
+
+    ``bins`` maps an offer to :func:`core.uplift.direct_ranking.rank_bins` output.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["τ value per score bin", "τ cost per score bin"])
+    colors = arm_colors(["(control)", *bins])
+    for arm, table in bins.items():
+        for col, head in ((1, "value"), (2, "cost")):
+            fig.add_scatter(x=table["score_mid"], y=table[f"tau_{head}"], mode="markers+lines", name=arm,
+                            legendgroup=arm, showlegend=col == 1, marker=dict(size=8, color=colors[arm]),
+                            error_y=dict(type="data", symmetric=False, array=table[f"tau_{head}_high"] - table[f"tau_{head}"],
+                                         arrayminus=table[f"tau_{head}"] - table[f"tau_{head}_low"]),
+                            row=1, col=col)
+            fig.update_xaxes(title_text="ranking score (percentile)", tickformat=".0%", row=1, col=col)
+    fig.add_hline(y=0, line_dash="dot", line_color="#888", row=1, col=1)
+    fig.update_yaxes(title_text="τ value", row=1, col=1)
+    fig.update_yaxes(title_text="τ cost", row=1, col=2)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
 def ranking_curves_figure(curves: dict, kind: str = "qini", title: str | None = None) -> go.Figure:
     """Qini or uplift curves of several models for one arm, with bootstrap bands and the random line.
 

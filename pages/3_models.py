@@ -6,7 +6,8 @@ import streamlit as st
 import ui
 from core import charts
 from core.errors import UserError
-from core.uplift.learners import AUTO_CF_MAX_ROWS, LEARNER_CHOICES, LEARNERS, TUNING, model_title, tuning_frame
+from core.uplift.direct_ranking import SCORERS
+from core.uplift.learners import AUTO_CF_MAX_ROWS, LEARNER_CHOICES, LEARNERS, RANKERS, TUNING, model_title, tuning_frame
 from ui import cached, state
 from ui.widgets import require_log, show_error, table
 
@@ -34,8 +35,24 @@ tuning = st.radio("LightGBM complexity", list(TUNING), index=list(TUNING).index(
                   help="Chosen from the data: per head (value, cost) and fold, three settings from regularised to "
                   "flexible are tried on half of the training rows and scored on the other half; the number of trees "
                   "comes from early stopping. The rows a model is evaluated on are never used to choose.")
+ranking = {}
+if any(learner in RANKERS for learner in learners):
+    r1, r2 = st.columns(2)
+    ranking["ranking_scorer"] = r1.selectbox(
+        "Direct ranking: scorer", list(SCORERS), index=list(SCORERS).index(saved.get("ranking_scorer", "lightgbm")),
+        format_func=SCORERS.get, help="The model behind the ranking score. LightGBM (the default) ranked best on the "
+        "benchmark's simulators; the linear and MLP scorers are faster and smoother.")
+    if "cdrm" in learners:
+        typed = r2.number_input("Constrained ranking: CPI limit (0 = the offers' average)", min_value=0.0,
+                                value=float(saved.get("cpi_max") or 0.0), format="%.4g",
+                                help="The incremental cost per unit of incremental value the ranking's selection must "
+                                "keep to. 0 takes the median of the offers' average CPI in this log.")
+        ranking["cpi_max"] = typed or None
+    st.caption("Direct ranking learns one score per offer that puts the customers with the most incremental value per "
+               "incremental cost first (Du et al., 2019; arXiv 2507.05510), then estimates τ value and τ cost per score "
+               "bin from the log. Bootstrap refits and per-segment models do not apply to it.")
 cur.config["model_settings"] = {"learners": learners, "folds": folds, "bagging": int(bagging), "by_segment": by_segment,
-                                "tuning": tuning}
+                                "tuning": tuning, **ranking}
 
 cost_note = {"column": f"a model of '{log.columns.cost}'", "constant": "the constant cost per arm (no model needed)"}
 st.caption(f"Value head: a model of '{log.columns.value}'. Cost head: "
@@ -51,6 +68,9 @@ fitted = dict(cur.config.get("models", {}))
 if fit:
     for learner in learners:
         params = {"learner": learner, "folds": folds, "bagging": int(bagging), "by_segment": by_segment, "tuning": tuning}
+        if learner in RANKERS:
+            params.update(bagging=0, by_segment=False, ranking_scorer=ranking["ranking_scorer"],
+                          cpi_max=ranking.get("cpi_max") if learner == "cdrm" else None)
         with st.status(f"Fitting the {LEARNERS[learner]}…", expanded=True) as status:
             bar = st.progress(0.0, text="starting")
             try:
@@ -65,6 +85,8 @@ if fit:
                     f"{model.report_.seconds:.1f} s) — reused, nothing refitted" if reused
                     else f"{model_title(learner, model)} fitted in {model.report_.seconds:.1f} s")
             status.update(label=done, state="complete", expanded=False)
+        for note in model.report_.notes:
+            st.warning(f"{model_title(learner, model)}: {note}.")
         fitted[learner] = {"model_id": model_id, "params": params, "fingerprint": log.fingerprint}
     cur.config["models"] = fitted
 
@@ -97,6 +119,17 @@ for key, model in models.items():
             for learner, why in model.selection_.skipped.items():
                 st.caption(f"{LEARNERS[learner]} not scored: {why}.")
             st.caption("Step 4 · Evaluation explains the criteria.")
+rankers = {k: m for k, m in models.items() if k in RANKERS}
+for key, model in rankers.items():
+    limit = f" with incremental cost per incremental value ≤ {model.cpi_max_:.4g}" if model.cpi_max_ is not None else ""
+    st.markdown(f"**{model_title(key, model)}** ({SCORERS[model.ranking_scorer]} scorer{limit}): τ value and τ cost "
+                "estimated per bin of the out-of-fold ranking score, with 95% intervals. Allocation, policies and the "
+                "report use these; step 4 ranks customers by the score itself.")
+    st.plotly_chart(charts.rank_bins_figure(model.rank_bins_), key=f"rank_bins_{key}")
+    with st.expander(f"{model_title(key, model)}: effects per score bin (table)"):
+        table(pd.concat([b.assign(offer=arm) for arm, b in model.rank_bins_.items()], ignore_index=True)
+              [["offer", "bin", "score_low", "score_high", "n_offer", "n_control", "tau_value", "tau_value_low",
+                "tau_value_high", "tau_cost", "tau_cost_low", "tau_cost_high"]])
 with st.expander("LightGBM complexity chosen per head and fold"):
     table(tuning_frame(models))
     st.caption("regularised: 7 leaves, ≥ 200 customers per leaf, strong L2 · balanced: 15 leaves, ≥ 50 · flexible: "
