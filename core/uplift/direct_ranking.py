@@ -94,16 +94,7 @@ def barrier(z, t: float = BARRIER_T):
 def soft_selection(score, treated, weight=None) -> np.ndarray:
     """Softmax of ``score`` within each arm (``treated`` True/False), weighted by ``weight``:
     the probabilities of each arm sum to 1."""
-    score = np.asarray(score, dtype=float)
-    treated = np.asarray(treated, dtype=bool)
-    w = np.ones(len(score)) if weight is None else np.asarray(weight, dtype=float)
-    p = np.zeros(len(score))
-    for group in (treated, ~treated):
-        if group.any():
-            z = score[group] - score[group].max()
-            e = w[group] * np.exp(z)
-            p[group] = e / e.sum()
-    return p
+    return _Group.of(treated, np.zeros(len(treated)), np.zeros(len(treated)), weight).selection(score)
 
 
 @dataclass(frozen=True)
@@ -117,32 +108,85 @@ class Objective:
     delta_cost: float
 
 
+class _Group:
+    """Rows the loss is computed over (their own soft selection), stored treated rows first so
+    that each arm is a slice: the loss runs once per boosting round and Adam step."""
+
+    def __init__(self, n_treated: int, value: np.ndarray, cost: np.ndarray, weight: np.ndarray | None):
+        self.n_treated = int(n_treated)
+        self.value, self.cost, self.weight = value, cost, weight
+        self.slices = (slice(0, self.n_treated), slice(self.n_treated, len(value)))
+
+    @classmethod
+    def of(cls, treated, value, cost, weight=None) -> "_Group":
+        """A group of rows in any order; :meth:`selection` and :meth:`objective` of it take and
+        give arrays in that order."""
+        treated = np.asarray(treated, dtype=bool)
+        order = np.argsort(~treated, kind="stable")
+        group = cls(int(treated.sum()), np.asarray(value, dtype=float)[order], np.asarray(cost, dtype=float)[order],
+                    None if weight is None else np.asarray(weight, dtype=float)[order])
+        group.order = order
+        return group
+
+    order = None
+
+    def _sorted(self, score):
+        score = np.asarray(score, dtype=float)
+        return score if self.order is None else score[self.order]
+
+    def _unsorted(self, values):
+        if self.order is None:
+            return values
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+    @property
+    def treated(self) -> np.ndarray:
+        return self._unsorted(np.arange(len(self.value)) < self.n_treated)
+
+    def _softmax(self, score):
+        p = np.zeros(len(score))
+        for sl in self.slices:
+            if sl.stop > sl.start:
+                e = np.exp(score[sl] - score[sl].max())
+                if self.weight is not None:
+                    e *= self.weight[sl]
+                p[sl] = e / e.sum()
+        return p
+
+    def selection(self, score) -> np.ndarray:
+        return self._unsorted(self._softmax(self._sorted(score)))
+
+    def objective(self, score, cpi_max: float | None = None) -> Objective:
+        score = self._sorted(score)
+        p = self._softmax(score)
+        centred_v, centred_c = np.empty(len(p)), np.empty(len(p))
+        delta_v = delta_c = 0.0
+        for sl, sign in zip(self.slices, (1.0, -1.0)):
+            mean_v, mean_c = p[sl] @ self.value[sl], p[sl] @ self.cost[sl]
+            np.subtract(self.value[sl], mean_v, out=centred_v[sl])
+            np.subtract(self.cost[sl], mean_c, out=centred_c[sl])
+            delta_v += sign * mean_v
+            delta_c += sign * mean_c
+        if cpi_max is None:
+            top, bottom = softplus(delta_v), softplus(delta_c)
+            loss = -top / bottom
+            a, b = -sigmoid(delta_v) / bottom, top * sigmoid(delta_c) / bottom**2
+        else:
+            psi, dpsi = barrier(delta_c - cpi_max * delta_v)
+            loss = -softplus(delta_v) + psi
+            a, b = -sigmoid(delta_v) - cpi_max * dpsi, dpsi
+        grad = p * (a * centred_v + b * centred_c)
+        grad[self.slices[1]] *= -1.0
+        hess = p * (1.0 - p) * (abs(a) * np.abs(centred_v) + abs(b) * np.abs(centred_c))
+        return Objective(float(loss), self._unsorted(grad), self._unsorted(hess), float(delta_v), float(delta_c))
+
+
 def objective(score, treated, value, cost, weight=None, cpi_max: float | None = None) -> Objective:
     """The Direct Ranking Model's loss (or, with ``cpi_max``, the constrained variant's) and
     its derivatives with respect to every row's score (formulas in the module docstring)."""
-    treated = np.asarray(treated, dtype=bool)
-    value, cost = np.asarray(value, dtype=float), np.asarray(cost, dtype=float)
-    p = soft_selection(score, treated, weight)
-    sign = np.where(treated, 1.0, -1.0)
-    centred_v, centred_c = np.empty(len(p)), np.empty(len(p))
-    delta_v = delta_c = 0.0
-    for group, s in ((treated, 1.0), (~treated, -1.0)):
-        mean_v, mean_c = p[group] @ value[group], p[group] @ cost[group]
-        centred_v[group], centred_c[group] = value[group] - mean_v, cost[group] - mean_c
-        delta_v += s * mean_v
-        delta_c += s * mean_c
-    if cpi_max is None:
-        top, bottom = softplus(delta_v), softplus(delta_c)
-        loss = -top / bottom
-        a, b = -sigmoid(delta_v) / bottom, top * sigmoid(delta_c) / bottom**2
-    else:
-        psi, dpsi = barrier(delta_c - cpi_max * delta_v)
-        loss = -softplus(delta_v) + psi
-        a, b = -sigmoid(delta_v) - cpi_max * dpsi, dpsi
-    direction = a * centred_v + b * centred_c
-    grad = sign * p * direction
-    hess = p * (1.0 - p) * (abs(a) * np.abs(centred_v) + abs(b) * np.abs(centred_c))
-    return Objective(float(loss), grad, hess, float(delta_v), float(delta_c))
+    return _Group.of(treated, value, cost, weight).objective(score, cpi_max)
 
 
 def effect_scale(y, treated, weight=None) -> float:
@@ -231,29 +275,17 @@ class NumpyScorer:
         return [z.T @ back, back.sum(axis=0), h.T @ grad_score]
 
 
-@dataclass
-class _Group:
-    """One set of rows the loss is computed over: its own soft selection."""
-
-    treated: np.ndarray
-    value: np.ndarray
-    cost: np.ndarray
-    weight: np.ndarray | None
-
-    def objective(self, score, cpi_max):
-        return objective(score, self.treated, self.value, self.cost, self.weight, cpi_max)
-
-
 def _validation_split(treated: np.ndarray, seed) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation row indices, stratified by arm."""
+    """Training and validation row indices, stratified by arm, each with its treated rows first
+    (the layout :class:`_Group` computes on)."""
     rng = np.random.default_rng(seed)
     fit, val = [], []
     for group in (np.flatnonzero(treated), np.flatnonzero(~treated)):
         shuffled = rng.permutation(group)
         cut = int(round(len(group) * VALIDATION_SHARE))
-        val.append(shuffled[:cut])
-        fit.append(shuffled[cut:])
-    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+        val.append(np.sort(shuffled[:cut]))
+        fit.append(np.sort(shuffled[cut:]))
+    return np.concatenate(fit), np.concatenate(val)
 
 
 def _fit_numpy(kind, z, groups, cpi_max, seed, max_steps, l2, lr):
@@ -286,7 +318,7 @@ def lightgbm_objective(group: _Group, cpi_max: float | None):
     Hessian is floored at 1e-3: rows at their arm's mean have none, and LightGBM's split search
     fails on leaves whose Hessian sums to zero.
     """
-    n = len(group.treated)
+    n = len(group.value)
 
     def fobj(preds, _data):
         obj = group.objective(preds, cpi_max)
@@ -299,7 +331,7 @@ def _fit_lightgbm(x, cat_idx, groups, cpi_max, seed, max_rounds, params):
     import lightgbm as lgb
 
     train, val = groups
-    n = len(train.treated)
+    n = len(train.value)
     fobj = lightgbm_objective(train, cpi_max)
 
     def feval(preds, _data):
@@ -370,7 +402,7 @@ class DirectRanker:
         cpi = None if self.cpi_max is None else self.cpi_max * self.scale_value_ / self.scale_cost_
         fit_rows, val_rows = _validation_split(treated, [self.seed, 5])
         w = None if weight is None else np.asarray(weight, dtype=float)
-        groups = tuple(_Group(treated[r], v[r], c[r], None if w is None else w[r]) for r in (fit_rows, val_rows))
+        groups = tuple(_Group(int(treated[r].sum()), v[r], c[r], None if w is None else w[r]) for r in (fit_rows, val_rows))
         if self.scorer == "lightgbm":
             self.model_, self.info_ = _fit_lightgbm((x[fit_rows], x[val_rows]), self.cat_idx_, groups, cpi, self.seed,
                                                     self.max_steps or 800, dict(self.lgbm_params or {}))

@@ -130,7 +130,7 @@ def test_numpy_scorer_gradient_matches_finite_differences(kind):
 
 def test_lightgbm_objective_hands_the_loss_gradient_and_a_positive_hessian():
     score, treated, value, cost, weight = random_problem(seed=4)
-    group = drm._Group(treated, value, cost, weight)
+    group = drm._Group.of(treated, value, cost, weight)
     grad, hess = drm.lightgbm_objective(group, cpi_max=None)(score, None)
     numeric = numeric_gradient(lambda s: group.objective(s, None).loss, score)
     np.testing.assert_allclose(grad / len(score), numeric, rtol=1e-5, atol=1e-8)
