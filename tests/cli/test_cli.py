@@ -255,6 +255,52 @@ def test_fit_follows_the_contract(fitted_files):
     assert "fold 2/2" in proc.stderr, "progress goes to stderr"
 
 
+def test_fit_drm_adds_score_columns_and_evaluate_ranks_by_them(fitted_files, tmp_path):
+    folder, data, _, run = fitted_files
+    proc = run("fit", "--data", data, *SIM_OPTIONS, "--learner", "drm", "--ranking-scorer", "linear", "--folds", 2,
+               "--model-out", tmp_path / "drm.bin", "--predictions-out", tmp_path / "drm.csv")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["learner"] == "drm" and result["ranking"]["scorer"] == "linear"
+    assert len(result["ranking"]["fits"]["coupon_20"]) == 2
+    arms = ["coupon_20", "free_shipping", "pct10_off"]
+    oof = pd.read_csv(tmp_path / "drm.csv")
+    assert list(oof.columns) == (["id"] + [f"tau_value__{a}" for a in arms] + [f"tau_cost__{a}" for a in arms]
+                                 + [f"score__{a}" for a in arms])
+    proc = run("evaluate", "--data", data, *SIM_OPTIONS, "--scores", tmp_path / "drm.csv")
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads(proc.stdout)
+    from core.evaluation.curves import aucc, qini_auc_score
+
+    log = pd.read_parquet(data)
+    rows = log["offer"].isin(["coupon_20", "no_offer"]).to_numpy()
+    t = (log["offer"][rows] == "coupon_20").astype(int).to_numpy()
+    w = 1 / log["propensity"].to_numpy()[rows]
+    score = oof["score__coupon_20"].to_numpy()[rows]
+    assert evaluated["coupon_20"]["qini_normalized"] == pytest.approx(qini_auc_score(log["revenue"].to_numpy()[rows], score, t, w))
+    assert evaluated["coupon_20"]["aucc"] == pytest.approx(
+        aucc(log["revenue"].to_numpy()[rows], log["incentive_cost"].to_numpy()[rows], score, t, w))
+    proc = run("predict", "--model", tmp_path / "drm.bin", "--data", data, "--predictions-out", tmp_path / "p.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == list(oof.columns)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--learner", "drm", "--cost", ""], "no cost is mapped"),
+    (["--learner", "x", "--cpi-max", "0.5"], "needs --learner cdrm"),
+    (["--learner", "cdrm", "--cpi-max", "-1"], "--cpi-max must be a positive number"),
+])
+def test_ranking_fit_errors_exit_2(fitted_files, extra, message):
+    _, data, _, run = fitted_files
+    options = list(SIM_OPTIONS)
+    if "--cost" in extra:
+        i = options.index("--cost")
+        del options[i:i + 2]
+        extra = [e for e in extra if e not in ("--cost", "")]
+    proc = run("fit", "--data", data, *options, *extra, "--folds", 2)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
+
+
 def test_predict_scores_new_customers(fitted_files, tmp_path):
     folder, data, _, run = fitted_files
     fresh = tmp_path / "fresh.csv"
