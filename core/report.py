@@ -110,6 +110,16 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
             if getattr(model, "selection_", None) is not None:
                 body.append(f"<p>{html.escape(model_title(key, model))}: {html.escape(model.selection_.reason)}.</p>"
                             + _table(model.selection_.to_frame()))
+            if getattr(model, "rank_bins_", None):
+                limit = (f"; its selection keeps incremental cost per incremental value ≤ {model.cpi_max_:.4g}"
+                         if model.cpi_max_ is not None else "")
+                bins = pd.concat([b.assign(offer=arm) for arm, b in model.rank_bins_.items()], ignore_index=True)
+                body.append(f"<p>{html.escape(model_title(key, model))} ranks customers by one learned score per offer"
+                            f"{html.escape(limit)}. Its τ value and τ cost are estimated per score bin from the log, with "
+                            "95% intervals:</p>"
+                            + _table(bins[["offer", "bin", "n_offer", "n_control", "tau_value", "tau_value_low",
+                                           "tau_value_high", "tau_cost", "tau_cost_low", "tau_cost_high"]])
+                            + figure(charts.rank_bins_figure(model.rank_bins_)))
 
     allocation = config.get("allocation")
     if allocation and allocation.get("model") in loaded:

@@ -47,3 +47,17 @@ def test_allocation_plans_with_the_ranking_model(fitted):
     at.selectbox[0].set_value("cdrm").run()
     assert not at.exception and not at.error, texts(at.error)
     assert at.session_state["current"].config["allocation"]["model"] == "cdrm"
+
+
+def test_report_describes_the_ranking_model_and_its_plan(fitted):
+    from core.report import build_report
+    from core.workspace import Workspace
+
+    at = fitted.switch_page("pages/5_allocation.py").run()
+    at.selectbox[0].set_value("cdrm").run()
+    cur = at.session_state["current"]
+    html, sections = build_report(Workspace().load_dataset(cur.dataset_id), {**cur.config, "mapping": cur.mapping},
+                                  workspace=Workspace(), n_boot=20)
+    assert {"models", "allocation"} <= set(sections)
+    assert "Constrained direct ranking ranks customers by one learned score per offer" in html
+    assert "incremental cost per incremental value ≤ 0.3" in html
