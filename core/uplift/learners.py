@@ -627,8 +627,12 @@ class UpliftModel:
         def make(seed):
             return DirectRanker(self.ranking_scorer, cpi_max=self.cpi_max_, seed=seed)
 
+        from threadpoolctl import threadpool_limits
+
         workers = max(int(self.n_jobs), 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # one BLAS thread per worker: the scorers' small matrix products lose time to BLAS's
+        # own threads when the workers already use every core
+        with ThreadPoolExecutor(max_workers=workers) as pool, threadpool_limits(limits=1, user_api="blas"):
             def run(fn, tasks):
                 return tracker.wait(pool if workers > 1 else None, fn, tasks)
 

@@ -78,6 +78,7 @@ def test_loss_gradient_matches_finite_differences(cpi_max, weighted):
     numeric = numeric_gradient(lambda s: drm.objective(s, treated, value, cost, weight, cpi_max).loss, score)
     np.testing.assert_allclose(obj.grad, numeric, rtol=1e-5, atol=1e-8)
     assert (obj.hess >= 0).all() and obj.hess.sum() > 0
+    assert drm._Group.of(treated, value, cost, weight).loss(score, cpi_max) == pytest.approx(obj.loss, rel=1e-12)
 
 
 def test_the_loss_stays_finite_as_incremental_cost_reaches_zero():
