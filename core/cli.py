@@ -22,9 +22,7 @@ EXIT_USER_ERROR = 2
 WEIGHTING_ONLY = {"ips", "snips"}  # OPE estimators that need no reward model
 
 # Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
-PENDING = {
-    "monitor": "monitoring summary and alerts",
-}
+PENDING: dict[str, str] = {}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -63,10 +61,11 @@ def emit(result: dict, out: str | None = None) -> None:
     sys.stdout.write(text + "\n")
 
 
-def add_log_options(parser: argparse.ArgumentParser, value_required: bool = False, action_required: bool = True) -> None:
+def add_log_options(parser: argparse.ArgumentParser, value_required: bool = False, action_required: bool = True,
+                    data_required: bool = True) -> None:
     """The log mapping options shared by every command that reads a log."""
     group = parser.add_argument_group("log mapping")
-    group.add_argument("--data", required=True, metavar="PATH", help="CSV, CSV.GZ or Parquet log")
+    group.add_argument("--data", required=data_required, metavar="PATH", help="CSV, CSV.GZ or Parquet log")
     group.add_argument("--action", required=action_required, metavar="COL", help="logged action/arm column")
     group.add_argument("--control", required=action_required, metavar="LABEL", help="the no-offer arm's label")
     group.add_argument("--value", required=value_required, metavar="COL", help="value outcome column")
@@ -519,6 +518,84 @@ def cmd_ope(args: argparse.Namespace) -> dict:
     return out
 
 
+def cmd_monitor(args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    from .io import read_table
+    from .monitoring.daily import Pacing, Thresholds, monitor
+    from .schema import ColumnMap, ExperimentLog
+    from .workspace import Workspace
+
+    out: dict = {}
+    if bool(args.data) == bool(args.dataset) and not args.store:
+        raise UserError("give the live log as --data PATH (with --time COL) or a stored series as --dataset NAME")
+    if args.store and not args.data:
+        raise UserError("--store NAME appends the days of --data PATH to a series; give --data")
+    mapped = args.action is not None
+    if args.data:
+        if not (mapped and args.time):
+            raise UserError("a live log needs its mapping: --action, --control, --value and --time (the day column)")
+        frame = read_table(args.data, str_columns=[args.action])
+        log = log_from_frame(frame, args, require_value=True)
+        if args.store:
+            from .monitoring.store import append_days
+
+            out["stored"] = append_days(Workspace(), args.store, frame, args.time, log.columns.to_dict())
+            frame = Workspace().load_series(args.store)
+            log = log_from_frame(frame, args, require_value=True)
+    else:
+        workspace = Workspace()
+        info = workspace.series_info(args.dataset)
+        if info is None:
+            raise UserError(f"no monitoring series '{args.dataset}' in the workspace; store days with --store NAME first")
+        frame = workspace.load_series(args.dataset)
+        if mapped:
+            log = log_from_frame(frame, args, require_value=True)
+        elif info["mapping"]:
+            log = ExperimentLog.from_frame(frame, ColumnMap.from_dict(info["mapping"]), require_value=True)
+        else:
+            raise UserError(f"series '{args.dataset}' has no stored mapping; give --action, --control, --value, --time")
+    thresholds = Thresholds(psi_alert=args.psi_alert, calibration_z=args.calibration_z,
+                            volume_tolerance=args.volume_tolerance, clip=args.clip, pacing_tolerance=args.pacing_tolerance)
+    pacing = None
+    if args.budget is not None or args.campaign_days is not None:
+        if args.budget is None or args.campaign_days is None:
+            raise UserError("pacing needs both --budget and --campaign-days")
+        pacing = Pacing(args.budget, args.campaign_days, args.redemption_days)
+    reference = read_table(args.reference, name=args.reference) if args.reference else None
+    plan = read_table(args.plan, name=args.plan) if args.plan else None
+    scores = read_table(args.scores, name=args.scores) if args.scores else None
+    result = monitor(log, reference=reference, plan=plan, scores=scores, psi_bins=args.psi_bins,
+                     thresholds=thresholds, pacing=pacing)
+    out.update(result.to_dict())
+    if args.fairness:
+        out["fairness"] = _fairness(log, args.fairness, scores).to_dict()
+    for note in result.notes:
+        sys.stderr.write(f"note: {note}\n")
+    return out
+
+
+def _fairness(log, attribute: str, scores):
+    """The fairness audit of a live log: offers sent, realised spend and, with predictions, the
+    predicted benefit of each customer's offer and who the model finds worth an offer."""
+    import pandas as pd
+
+    from .monitoring.daily import _joined
+    from .monitoring.fairness import fairness_audit
+
+    if attribute not in log.frame.columns:
+        raise UserError(f"--fairness column '{attribute}' is not in the log")
+    action = np.asarray(log.action).astype(str)
+    benefit = eligible = None
+    predicted = _joined(log, scores, "predictions file") if scores is not None else None
+    if predicted is not None:
+        values = pd.DataFrame({o: pd.to_numeric(predicted.get(f"tau_value__{o}"), errors="coerce") for o in log.treatments})
+        benefit = np.array([values.at[i, a] if a in values.columns else 0.0 for i, a in enumerate(action)], dtype=float)
+        benefit = np.nan_to_num(benefit)
+        eligible = (values.fillna(-np.inf) > 0).any(axis=1).to_numpy()
+    return fairness_audit(log.frame[attribute], action, log.control, spend=log.cost, benefit=benefit, eligible=eligible)
+
+
 def cmd_report(args: argparse.Namespace) -> dict:
     import json as _json
     from pathlib import Path
@@ -710,6 +787,31 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--config", metavar="JSON", help='instead: {"data": PATH, "mapping": {...}, "allocation": {...}, …}')
     p.add_argument("--out", required=True, metavar="HTML", help="where to write the report")
     p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("monitor", help="a live campaign day by day: volume, spend, drift, calibration, alerts")
+    add_log_options(p, data_required=False, action_required=False)
+    p.add_argument("--dataset", metavar="NAME", help="a monitoring series stored in the workspace (instead of --data)")
+    p.add_argument("--store", metavar="NAME", help="first append --data's days to this series (a day already stored "
+                   "unchanged is skipped; a day stored with other content is refused)")
+    p.add_argument("--reference", metavar="PATH", help="the training log: feature drift (PSI) is measured against it")
+    p.add_argument("--plan", metavar="CSV", help="deploy's output (id, action, propensity, bucket): sends against the plan")
+    p.add_argument("--scores", metavar="CSV", help="predictions for the log's customers (id, tau_value__<offer>, "
+                   "tau_cost__<offer>): calibration drift and outstanding liability")
+    p.add_argument("--psi-bins", type=int, default=10, help="reference quantile bins per numeric feature (default 10)")
+    p.add_argument("--psi-alert", type=float, default=0.25, help="alert at this PSI or above (default 0.25)")
+    p.add_argument("--calibration-z", type=float, default=3.0,
+                   help="alert when observed and predicted uplift differ by more than this many standard errors (default 3)")
+    p.add_argument("--volume-tolerance", type=float, default=0.1,
+                   help="alert when an offer's sends differ from the plan by more than this share (default 0.1)")
+    p.add_argument("--clip", type=float, default=0.01, help="alert on logged propensities below this (default 0.01)")
+    p.add_argument("--budget", type=float, help="campaign budget (with --campaign-days: spend against the pacing plan)")
+    p.add_argument("--campaign-days", type=int, help="campaign length in days: the plan spends budget·k/days by day k")
+    p.add_argument("--redemption-days", type=int, default=14, help="offers this recent may still be redeemed (default 14)")
+    p.add_argument("--pacing-tolerance", type=float, default=0.1,
+                   help="alert when spend plus outstanding liability exceeds the pacing plan by this share (default 0.1)")
+    p.add_argument("--fairness", metavar="COL", help="fairness audit by this attribute (region, age band, …)")
+    add_json_out(p)
+    p.set_defaults(handler=cmd_monitor)
 
     for name, summary in PENDING.items():
         p = sub.add_parser(name, help=f"{summary} (not available yet)")

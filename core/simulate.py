@@ -365,3 +365,81 @@ def simulate_cost_structure(n: int, seed: int = 0, structure: str = "independent
     log["cost"] = np.round(np.where(treated, paid, 0.0), 4)
     truth = pd.DataFrame({"true_tau_value__offer": tau_value, "true_tau_cost__offer": tau_cost})
     return Simulation(log=log, truth=truth)
+
+
+@dataclass(frozen=True)
+class LiveCampaign:
+    """A simulated live campaign: the daily log, the model's predictions for its customers, the
+    deployment file and the training log it is compared with (see :func:`simulate_live`)."""
+
+    log: pd.DataFrame
+    scores: pd.DataFrame
+    plan: pd.DataFrame
+    reference: pd.DataFrame
+
+
+def simulate_live(days: int = 14, per_day: int = 5000, seed: int = 0, *, drift_day: int | None = None,
+                  drift_feature: str = "email_engagement", drift_shift: float = 0.25, break_day: int | None = None,
+                  break_offer: str = "coupon_20", holdout: float = 0.1, explore: float = 0.2,
+                  start: str = "2026-11-02") -> LiveCampaign:
+    """A deployed plan running for ``days`` days with known truth, for monitoring.
+
+    Every day ``per_day`` new customers (the campaign simulator's population) are assigned: a
+    ``holdout`` share gets no offer, an ``explore`` share a uniformly random arm, the rest the
+    plan's arm (the offer with the largest positive true τ value − τ cost, else none); the
+    propensity of the logged arm is exact.  ``scores`` holds the true effects as the model's
+    predictions (a perfectly calibrated model).  Injected faults, from day ``drift_day`` and
+    ``break_day`` (1 = the first day) on: ``drift_feature`` shifted by ``drift_shift`` (the
+    customers really change, so predictions stay right), and the effect of ``break_offer`` on
+    purchases and cost halved (predictions no longer right).  ``reference`` is a training log
+    of the same population (:func:`simulate`).
+    """
+    if not isinstance(days, (int, np.integer)) or days < 1 or not isinstance(per_day, (int, np.integer)) or per_day < 100:
+        raise UserError(f"days must be ≥ 1 and per_day ≥ 100, got {days!r} and {per_day!r}")
+    if break_offer not in ARMS[1:]:
+        raise UserError(f"break_offer must be one of {', '.join(ARMS[1:])}, got {break_offer!r}")
+    frames, score_frames, plan_frames = [], [], []
+    for day in range(1, days + 1):
+        rng = np.random.default_rng([seed, 41, day])
+        x = _customers(rng, per_day)
+        x["customer_id"] = 10_000_000 + day * 1_000_000 + np.arange(per_day)
+        x["send_date"] = str(np.datetime64(start) + (day - 1))
+        if drift_day is not None and day >= drift_day:
+            shifted = x[drift_feature] + drift_shift
+            x[drift_feature] = np.round(np.clip(shifted, 0, 1) if drift_feature == "email_engagement" else shifted, 3)
+        x["_habit"] = rng.normal(0.0, 0.5, per_day)
+        model = _response_model(x)
+        x = x.drop(columns="_habit")
+        truth_value = {a: model[a]["p"] * model[a]["basket"] - model[CONTROL]["p"] * model[CONTROL]["basket"] for a in ARMS}
+        truth_cost = {a: model[a]["p"] * model[a]["redeem"] * model[a]["face"] for a in ARMS}
+        if break_day is not None and day >= break_day:  # the offer's effect on purchases halves
+            m = model[break_offer]
+            m["p"] = model[CONTROL]["p"] + 0.5 * (m["p"] - model[CONTROL]["p"])
+        net = np.column_stack([truth_value[a] - truth_cost[a] for a in ARMS])
+        net[:, 0] = 0.0
+        plan = np.where(net.max(axis=1) > 0, net.argmax(axis=1), 0)
+        u = rng.uniform(size=per_day)
+        bucket = np.where(u < holdout, "holdout", np.where(u < holdout + explore, "explore", "plan"))
+        pick = np.where(bucket == "holdout", 0, np.where(bucket == "explore", rng.integers(0, len(ARMS), per_day), plan))
+        propensity = np.where(bucket == "holdout", holdout, 0.0)
+        propensity = propensity + explore / len(ARMS) + (1 - holdout - explore) * (pick == plan) + holdout * ((pick == 0) & (bucket != "holdout"))
+        buy = rng.uniform(size=per_day) < np.select([pick == k for k in range(len(ARMS))], [model[a]["p"] for a in ARMS])
+        basket = np.select([pick == k for k in range(len(ARMS))], [model[a]["basket"] for a in ARMS]) * np.exp(
+            rng.normal(-BASKET_SIGMA**2 / 2, BASKET_SIGMA, per_day))
+        redeemed = buy & (rng.uniform(size=per_day) < np.select([pick == k for k in range(len(ARMS))], [model[a]["redeem"] for a in ARMS]))
+        face = np.where(pick == ARMS.index("pct10_off"), 0.10 * basket,
+                        np.select([pick == k for k in range(len(ARMS))], [np.broadcast_to(model[a]["face"], per_day) for a in ARMS]))
+        log = x.copy()
+        log["offer"] = np.array(ARMS, dtype=object)[pick]
+        log["propensity"] = np.round(propensity, 6)
+        log["bucket"] = bucket
+        log["revenue"] = np.round(buy * basket, 2)
+        log["incentive_cost"] = np.round(redeemed * face, 2)
+        frames.append(log)
+        score_frames.append(pd.DataFrame({"id": x["customer_id"], **{f"tau_value__{a}": truth_value[a] for a in ARMS[1:]},
+                                          **{f"tau_cost__{a}": truth_cost[a] for a in ARMS[1:]}}))
+        plan_frames.append(pd.DataFrame({"id": x["customer_id"], "action": log["offer"], "propensity": log["propensity"],
+                                         "bucket": bucket}))
+    reference = simulate(max(per_day, 5000), seed=seed).log
+    return LiveCampaign(pd.concat(frames, ignore_index=True), pd.concat(score_frames, ignore_index=True),
+                        pd.concat(plan_frames, ignore_index=True), reference)

@@ -42,6 +42,12 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     id VARCHAR PRIMARY KEY, scenario_id VARCHAR, kind VARCHAR NOT NULL, params JSON,
     result JSON, created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS monitor_series (
+    name VARCHAR PRIMARY KEY, columns JSON NOT NULL, day_column VARCHAR NOT NULL, mapping JSON,
+    created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS monitor_days (
+    series VARCHAR NOT NULL, day VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, n_rows BIGINT,
+    loaded_at TIMESTAMP, payload BLOB, PRIMARY KEY (series, day));
 """
 
 
@@ -310,3 +316,59 @@ class Workspace:
             query, args = query + " AND kind = ?", args + [kind]
         with self._connect() as con:
             return con.execute(query + " ORDER BY created_at DESC", args).df()
+
+    # --- live campaign days (monitoring) ------------------------------------------------
+
+    def series_info(self, name: str) -> dict | None:
+        """A monitoring series' columns, day column and mapping, or None."""
+        with self._connect() as con:
+            row = con.execute("SELECT columns, day_column, mapping FROM monitor_series WHERE name = ?", [name]).fetchone()
+        if row is None:
+            return None
+        return {"columns": json.loads(row[0]), "day_column": row[1], "mapping": json.loads(row[2]) if row[2] else None}
+
+    def series_days(self, name: str) -> pd.DataFrame:
+        """The stored days of a series: day, fingerprint, n_rows, loaded_at."""
+        with self._connect() as con:
+            return con.execute("SELECT day, fingerprint, n_rows, loaded_at FROM monitor_days WHERE series = ? ORDER BY day",
+                               [name]).df()
+
+    def list_series(self) -> pd.DataFrame:
+        with self._connect() as con:
+            return con.execute("SELECT s.name, s.day_column, count(d.day) AS days, coalesce(sum(d.n_rows), 0) AS n_rows, "
+                               "min(d.day) AS first_day, max(d.day) AS last_day FROM monitor_series s LEFT JOIN monitor_days d "
+                               "ON d.series = s.name GROUP BY s.name, s.day_column ORDER BY s.name").df()
+
+    def store_days(self, name: str, columns: list[str], day_column: str, mapping: dict | None,
+                   days: dict[str, tuple[str, pd.DataFrame]]) -> None:
+        """Insert new days (day → (fingerprint, rows)) of a series in one transaction; the
+        checks are :func:`core.monitoring.store.append_days`'s."""
+        import io
+
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if con.execute("SELECT 1 FROM monitor_series WHERE name = ?", [name]).fetchone() is None:
+                    con.execute("INSERT INTO monitor_series VALUES (?, ?, ?, ?, ?)",
+                                [name, json.dumps(columns), day_column, json.dumps(mapping) if mapping else None, _now()])
+                for day, (fingerprint, rows) in days.items():
+                    buffer = io.BytesIO()
+                    rows.to_parquet(buffer, index=False)
+                    con.execute("INSERT INTO monitor_days VALUES (?, ?, ?, ?, ?, ?)",
+                                [name, day, fingerprint, len(rows), _now(), buffer.getvalue()])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def load_series(self, name: str) -> pd.DataFrame:
+        """Every stored day of a series, in day order."""
+        import io
+
+        if self.series_info(name) is None:
+            raise UserError(f"no monitoring series '{name}' in the workspace '{self.path}'")
+        with self._connect() as con:
+            payloads = con.execute("SELECT payload FROM monitor_days WHERE series = ? ORDER BY day", [name]).fetchall()
+        if not payloads:
+            raise UserError(f"monitoring series '{name}' has no days stored yet")
+        return pd.concat([pd.read_parquet(io.BytesIO(p[0])) for p in payloads], ignore_index=True)
