@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import traceback
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -21,8 +21,6 @@ from .errors import UserError
 EXIT_USER_ERROR = 2
 WEIGHTING_ONLY = {"ips", "snips"}  # OPE estimators that need no reward model
 
-# Commands whose issue has not landed yet: listed in --help, refuse with exit 2 until then.
-PENDING: dict[str, str] = {}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -537,6 +535,8 @@ def cmd_monitor(args: argparse.Namespace) -> dict:
             raise UserError("a live log needs its mapping: --action, --control, --value and --time (the day column)")
         frame = read_table(args.data, str_columns=[args.action])
         log = log_from_frame(frame, args, require_value=True)
+        if args.fairness:  # refuse a bad attribute before anything is stored
+            _fairness_groups(frame, args.fairness)
         if args.store:
             from .monitoring.store import append_days
 
@@ -575,6 +575,14 @@ def cmd_monitor(args: argparse.Namespace) -> dict:
     return out
 
 
+def _fairness_groups(frame, attribute: str) -> None:
+    from .monitoring.fairness import check_groups
+
+    if attribute not in frame.columns:
+        raise UserError(f"--fairness column '{attribute}' is not in the log")
+    check_groups(frame[attribute])
+
+
 def _fairness(log, attribute: str, scores):
     """The fairness audit of a live log: offers sent, realised spend and, with predictions, the
     predicted benefit of each customer's offer and who the model finds worth an offer."""
@@ -583,8 +591,7 @@ def _fairness(log, attribute: str, scores):
     from .monitoring.daily import _joined
     from .monitoring.fairness import fairness_audit
 
-    if attribute not in log.frame.columns:
-        raise UserError(f"--fairness column '{attribute}' is not in the log")
+    _fairness_groups(log.frame, attribute)
     action = np.asarray(log.action).astype(str)
     benefit = eligible = None
     predicted = _joined(log, scores, "predictions file") if scores is not None else None
@@ -813,18 +820,8 @@ def build_parser() -> ArgumentParser:
     add_json_out(p)
     p.set_defaults(handler=cmd_monitor)
 
-    for name, summary in PENDING.items():
-        p = sub.add_parser(name, help=f"{summary} (not available yet)")
-        p.set_defaults(handler=_pending(name, summary), pending=True)
     parser.commands = list(sub.choices)  # for the "no command given" message
     return parser
-
-
-def _pending(name: str, summary: str) -> Callable[[argparse.Namespace], dict]:
-    def handler(args: argparse.Namespace) -> dict:
-        raise UserError(f"command '{name}' ({summary}) is not available in this version yet")
-
-    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -835,7 +832,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
             raise UserError("no command given; choose one of: " + ", ".join(parser.commands))
-        if unknown and not getattr(args, "pending", False):
+        if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)
         emit(result, getattr(args, "json_out", None))

@@ -38,6 +38,16 @@ def ratio_interval(x_group, x_reference, alpha: float = 0.05) -> tuple[float, fl
     return float(ratio), float(ratio * np.exp(-z * np.sqrt(var))), float(ratio * np.exp(z * np.sqrt(var)))
 
 
+def check_groups(attribute: pd.Series) -> np.ndarray:
+    """The group of every customer (missing values form their own); refuses a single group."""
+    groups = attribute.astype("string").fillna("(missing)").to_numpy()
+    levels = np.unique(groups)
+    if len(levels) < 2:
+        raise UserError(f"attribute '{attribute.name}' has a single group ({levels[0] if len(levels) else 'no rows'}); "
+                        "a fairness audit compares groups — choose an attribute with at least two")
+    return groups
+
+
 @dataclass(frozen=True)
 class FairnessAudit:
     attribute: str
@@ -66,11 +76,8 @@ def fairness_audit(attribute: pd.Series, action, control: str, spend=None, benef
         Customers the model finds some offer worth sending to.
     """
     name = str(attribute.name)
-    groups = attribute.astype("string").fillna("(missing)").to_numpy()
+    groups = check_groups(attribute)
     levels, sizes = np.unique(groups, return_counts=True)
-    if len(levels) < 2:
-        raise UserError(f"attribute '{name}' has a single group ({levels[0] if len(levels) else 'no rows'}); "
-                        "a fairness audit compares groups — choose an attribute with at least two")
     offered = (np.asarray(action).astype(str) != str(control)).astype(float)
     reference = str(levels[np.argmax(sizes)])
     columns = {"offer_rate": offered}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core.cli import PENDING, main
+from core.cli import main
 from tests.conftest import HILLSTROM, ROOT
 
 CONTRACT_COMMANDS = ["simulate", "srm", "overlap", "fit", "predict", "evaluate", "allocate", "ope", "readout", "design", "deploy",
@@ -77,13 +77,6 @@ def test_user_errors_exit_2_with_one_error_line(capsys, tmp_path, monkeypatch, a
     last = err.strip().splitlines()[-1]
     assert pytest.importorskip("re").search(message, last), last
     assert "Traceback" not in err
-
-
-@pytest.mark.parametrize("command", sorted(PENDING))
-def test_commands_of_later_issues_say_so_and_exit_2(capsys, command):
-    code, out, err = call(capsys, command, "--data", "x.csv")
-    assert code == 2 and out == ""
-    assert err.startswith(f"error: command '{command}'") and "not available" in err
 
 
 def test_describe_matches_pandas_on_hillstrom(capsys, tmp_path, hillstrom_frame):
@@ -907,3 +900,113 @@ def test_evaluate_and_readout_give_the_long_horizon(fitted_files, capsys, tmp_pa
     assert code == 0, err
     readout = json.loads(out)["coupon_20"]
     assert readout["value_long"]["effect"] == pytest.approx(2 * readout["value"]["effect"])
+
+
+# --- monitor -------------------------------------------------------------------------------------
+
+MONITOR_MAP = ["--action", "offer", "--control", "no_offer", "--value", "revenue", "--cost", "incentive_cost",
+               "--time", "send_date", "--id", "customer_id", "--propensity", "propensity",
+               "--features", "lifecycle,email_engagement,region,age"]
+
+
+@pytest.fixture(scope="module")
+def live_files(tmp_path_factory):
+    import os
+
+    from core.simulate import simulate_live
+
+    folder = tmp_path_factory.mktemp("live")
+    env = {**os.environ, "UPLIFT_STUDIO_WORKSPACE": str(folder / "ws.duckdb")}
+    live = simulate_live(days=5, per_day=2000, seed=3, drift_day=4)
+    live.log.to_csv(folder / "live.csv", index=False)
+    live.log[live.log["send_date"] <= "2026-11-03"].to_csv(folder / "first.csv", index=False)
+    live.scores.to_csv(folder / "scores.csv", index=False)
+    live.plan.to_csv(folder / "plan.csv", index=False)
+    live.reference.to_csv(folder / "reference.csv", index=False)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "core", "monitor", *map(str, args)], cwd=ROOT, capture_output=True,
+                              text=True, env=env)
+
+    return folder, live, run
+
+
+def test_monitor_follows_the_contract_and_stores_days_idempotently(live_files):
+    folder, live, run = live_files
+    first = run("--data", folder / "first.csv", *MONITOR_MAP, "--store", "spring")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["stored"]["added"] == ["2026-11-02", "2026-11-03"]
+    args = ["--data", folder / "live.csv", *MONITOR_MAP, "--store", "spring", "--reference", folder / "reference.csv",
+            "--plan", folder / "plan.csv", "--scores", folder / "scores.csv", "--psi-bins", 10]
+    proc = run(*args)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["stored"]["added"] == ["2026-11-04", "2026-11-05", "2026-11-06"]
+    assert result["stored"]["unchanged"] == ["2026-11-02", "2026-11-03"]
+    day = result["days"][0]
+    assert {"day", "n", "counts", "spend", "psi", "calibration"} <= set(day)
+    assert day["n"] == 2000 and sum(day["counts"].values()) == 2000
+    assert set(day["psi"]) == {"lifecycle", "email_engagement", "region", "age"}
+    assert {"predicted", "observed", "ci_low", "ci_high"} <= set(day["calibration"]["coupon_20"])
+    rows = live.log[live.log["send_date"] == "2026-11-02"]
+    assert day["spend"] == pytest.approx(rows["incentive_cost"].sum())
+    from core.monitoring.drift import feature_psi
+
+    assert day["psi"]["age"] == pytest.approx(feature_psi(live.reference["age"], rows["age"]))
+    drift = [a for a in result["alerts"] if a["kind"] == "feature_drift"]
+    assert {a["day"] for a in drift} == {"2026-11-05", "2026-11-06"} and {a["subject"] for a in drift} == {"email_engagement"}
+    assert {"day", "kind", "subject", "value", "threshold", "message"} == set(drift[0])
+    again = run(*args)
+    assert again.returncode == 0
+    repeated = json.loads(again.stdout)
+    assert repeated["stored"]["added"] == [] and repeated["days"] == result["days"], "the same file twice changes nothing"
+    stored = run("--dataset", "spring", "--reference", folder / "reference.csv")
+    assert stored.returncode == 0, stored.stderr
+    assert [d["n"] for d in json.loads(stored.stdout)["days"]] == [2000] * 5
+
+
+def test_monitor_fairness_audit(live_files):
+    folder, _, run = live_files
+    proc = run("--data", folder / "live.csv", *MONITOR_MAP, "--scores", folder / "scores.csv", "--fairness", "region")
+    assert proc.returncode == 0, proc.stderr
+    fairness = json.loads(proc.stdout)["fairness"]
+    assert fairness["attribute"] == "region" and len(fairness["groups"]) == 4
+    assert {"offer_rate_ratio", "offer_rate_ratio_low", "spend_per_customer", "benefit_per_customer",
+            "eligible_offer_rate_ratio"} <= set(fairness["groups"][0])
+
+
+@pytest.mark.parametrize("change,message", [
+    ("changed", "already stored in series 'spring' with different content: 2026-11-02"),
+    ("future", "dated in the future"),
+    ("no_value", "value column 'revenue' is not in the file"),
+    ("one_group", "attribute 'channel' has a single group"),
+    ("no_day", "needs its mapping"),
+])
+def test_monitor_bad_inputs_exit_2_and_alter_nothing(live_files, tmp_path, monkeypatch, capsys, change, message):
+    folder, live, _ = live_files
+    monkeypatch.setenv("UPLIFT_STUDIO_WORKSPACE", str(tmp_path / "ws.duckdb"))
+
+    def run(*args):  # in-process: the entry point's behaviour without a new interpreter per call
+        code, out, err = call(capsys, "monitor", *args)
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    assert run("--data", folder / "first.csv", *MONITOR_MAP, "--store", "spring").returncode == 0
+    before = run("--dataset", "spring").stdout
+    frame = live.log.copy()
+    args = list(MONITOR_MAP)
+    if change == "changed":
+        frame.loc[0, "revenue"] += 1
+    elif change == "future":
+        frame["send_date"] = "2099-12-31"
+    elif change == "no_value":
+        frame = frame.drop(columns="revenue")
+    elif change == "one_group":
+        frame["channel"] = "web"
+        args += ["--fairness", "channel"]
+    else:
+        args = args[:args.index("--time")] + args[args.index("--time") + 2:]
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    proc = run("--data", tmp_path / "bad.csv", *args, "--store", "spring")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert run("--dataset", "spring").stdout == before
