@@ -15,4 +15,5 @@ ui.navigate([
     ("pages/6_policies.py", "6 · Policies"),
     ("pages/7_report.py", "7 · Report"),
     ("pages/8_design.py", "8 · Next test"),
+    ("pages/9_monitor.py", "9 · Monitor"),
 ])

@@ -252,3 +252,61 @@ def policies_figure(table: pd.DataFrame, estimator: str) -> go.Figure:
                       yaxis_title="incremental value per customer",
                       height=420, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+# --- monitoring ------------------------------------------------------------------------------------
+
+def monitor_volume_figure(result) -> go.Figure:
+    """Sends per arm per day, and spend per day with the pacing plan when one is set."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Customers per arm per day", "Cumulative spend"])
+    days = [d["day"] for d in result.days]
+    arms = list(result.days[0]["counts"]) if result.days else []
+    colors = arm_colors(arms)
+    for arm in arms:
+        fig.add_scatter(x=days, y=[d["counts"][arm] for d in result.days], mode="lines+markers", name=arm,
+                        line=dict(color=colors[arm]), row=1, col=1)
+    spend = [d.get("spend") for d in result.days]
+    if all(s is not None for s in spend):
+        fig.add_scatter(x=days, y=np.cumsum(spend), mode="lines+markers", name="spent", line=dict(color=PALETTE[0]),
+                        row=1, col=2)
+    if result.days and "pacing" in result.days[0]:
+        fig.add_scatter(x=days, y=[d["pacing"]["planned"] for d in result.days], mode="lines", name="pacing plan",
+                        line=dict(color="#888", dash="dash"), row=1, col=2)
+        if result.days[0]["pacing"]["liability"] is not None:
+            fig.add_scatter(x=days, y=[d["pacing"]["spent"] + d["pacing"]["liability"] for d in result.days], mode="lines",
+                            name="spent + outstanding", line=dict(color=PALETTE[4], dash="dot"), row=1, col=2)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def monitor_psi_figure(result, bands=(0.1, 0.25)) -> go.Figure:
+    """PSI of every feature per day against the training log, with the usual bands."""
+    table = result.series("psi")
+    fig = go.Figure()
+    for i, feature in enumerate(table.columns):
+        fig.add_scatter(x=table.index, y=table[feature], mode="lines+markers", name=feature,
+                        line=dict(color=PALETTE[i % len(PALETTE)]))
+    for level, label in zip(bands, ("moderate shift", "major shift")):
+        fig.add_hline(y=level, line_dash="dash", line_color="#888", annotation_text=f"{label} ({level:g})")
+    fig.update_layout(yaxis_title="PSI against the training log", height=360, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h"))
+    return fig
+
+
+def monitor_calibration_figure(frame: pd.DataFrame, head: str = "value") -> go.Figure:
+    """Per offer and day: observed uplift on the randomised customers (95% interval) against the
+    model's mean prediction for them (``Monitoring.calibration_frame`` output)."""
+    offers = list(dict.fromkeys(frame["offer"]))
+    fig = make_subplots(rows=1, cols=max(len(offers), 1), subplot_titles=offers, shared_yaxes=True)
+    colors = arm_colors(["(control)", *offers])
+    for i, offer in enumerate(offers, start=1):
+        part = frame[frame["offer"] == offer]
+        fig.add_scatter(x=part["day"], y=part["observed"], mode="markers", name=f"{offer} observed", showlegend=i == 1,
+                        marker=dict(size=8, color=colors[offer]), legendgroup="observed",
+                        error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["observed"],
+                                     arrayminus=part["observed"] - part["ci_low"]), row=1, col=i)
+        fig.add_scatter(x=part["day"], y=part["predicted"], mode="lines", name="predicted", showlegend=i == 1,
+                        line=dict(color="#555", dash="dash"), legendgroup="predicted", row=1, col=i)
+    fig.update_yaxes(title_text=f"τ {head} (observed vs predicted)", row=1, col=1)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig

@@ -536,7 +536,9 @@ def cmd_monitor(args: argparse.Namespace) -> dict:
         frame = read_table(args.data, str_columns=[args.action])
         log = log_from_frame(frame, args, require_value=True)
         if args.fairness:  # refuse a bad attribute before anything is stored
-            _fairness_groups(frame, args.fairness)
+            from .monitoring.fairness import check_groups
+
+            check_groups(frame, args.fairness)
         if args.store:
             from .monitoring.store import append_days
 
@@ -569,38 +571,12 @@ def cmd_monitor(args: argparse.Namespace) -> dict:
                      thresholds=thresholds, pacing=pacing)
     out.update(result.to_dict())
     if args.fairness:
-        out["fairness"] = _fairness(log, args.fairness, scores).to_dict()
+        from .monitoring.fairness import audit_log
+
+        out["fairness"] = audit_log(log, args.fairness, scores).to_dict()
     for note in result.notes:
         sys.stderr.write(f"note: {note}\n")
     return out
-
-
-def _fairness_groups(frame, attribute: str) -> None:
-    from .monitoring.fairness import check_groups
-
-    if attribute not in frame.columns:
-        raise UserError(f"--fairness column '{attribute}' is not in the log")
-    check_groups(frame[attribute])
-
-
-def _fairness(log, attribute: str, scores):
-    """The fairness audit of a live log: offers sent, realised spend and, with predictions, the
-    predicted benefit of each customer's offer and who the model finds worth an offer."""
-    import pandas as pd
-
-    from .monitoring.daily import _joined
-    from .monitoring.fairness import fairness_audit
-
-    _fairness_groups(log.frame, attribute)
-    action = np.asarray(log.action).astype(str)
-    benefit = eligible = None
-    predicted = _joined(log, scores, "predictions file") if scores is not None else None
-    if predicted is not None:
-        values = pd.DataFrame({o: pd.to_numeric(predicted.get(f"tau_value__{o}"), errors="coerce") for o in log.treatments})
-        benefit = np.array([values.at[i, a] if a in values.columns else 0.0 for i, a in enumerate(action)], dtype=float)
-        benefit = np.nan_to_num(benefit)
-        eligible = (values.fillna(-np.inf) > 0).any(axis=1).to_numpy()
-    return fairness_audit(log.frame[attribute], action, log.control, spend=log.cost, benefit=benefit, eligible=eligible)
 
 
 def cmd_report(args: argparse.Namespace) -> dict:

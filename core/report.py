@@ -178,6 +178,30 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
             body.append("<h2>Policy comparison (off-policy)</h2>" + _table(table)
                         + figure(charts.policies_figure(table[table["estimator"] == shown], shown)))
 
+    monitoring = config.get("monitoring") or {}
+    if monitoring.get("series") and workspace is not None and workspace.series_info(monitoring["series"]):
+        from .monitoring.campaign import monitor_series
+        from .monitoring.daily import Pacing, Thresholds
+
+        sections.append("monitoring")
+        model = loaded.get((config.get("allocation") or {}).get("model")) or next(iter(loaded.values()), None)
+        campaign = monitor_series(workspace, monitoring["series"], frame, model,
+                                  thresholds=Thresholds(**monitoring.get("thresholds", {})),
+                                  pacing=Pacing(**monitoring["pacing"]) if monitoring.get("pacing") else None)
+        result = campaign.result
+        alerts = result.alerts_frame()
+        body.append(f"<h2>Monitoring: {html.escape(monitoring['series'])}</h2><p>{len(result.days)} day(s) from "
+                    f"{result.days[0]['day']} to {result.days[-1]['day']}, {sum(d['n'] for d in result.days):,} customers; "
+                    + (f"<b>{len(alerts)} alert(s)</b>, the first on {alerts['day'].min()}.</p>" if len(alerts)
+                       else "no alert under the thresholds set.</p>")
+                    + (_table(alerts[["day", "kind", "subject", "message"]]) if len(alerts) else "")
+                    + figure(charts.monitor_volume_figure(result))
+                    + (figure(charts.monitor_psi_figure(result)) if result.features else ""))
+        calibration = result.calibration_frame()
+        if not calibration.empty:
+            body.append("<p>Observed uplift on the randomised customers against the model's prediction, per day:</p>"
+                        + figure(charts.monitor_calibration_figure(calibration)))
+
     html_text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                  f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
     return html_text, sections

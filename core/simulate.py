@@ -430,6 +430,9 @@ def simulate_live(days: int = 14, per_day: int = 5000, seed: int = 0, *, drift_d
         face = np.where(pick == ARMS.index("pct10_off"), 0.10 * basket,
                         np.select([pick == k for k in range(len(ARMS))], [np.broadcast_to(model[a]["face"], per_day) for a in ARMS]))
         log = x.copy()
+        pre_buys = rng.uniform(size=(per_day, 3)) < model[CONTROL]["p"][:, None]
+        pre_baskets = x["avg_order_value"].to_numpy()[:, None] * np.exp(rng.normal(0, BASKET_SIGMA, (per_day, 3)))
+        log["pre_revenue"] = np.round((pre_buys * pre_baskets).sum(axis=1), 2)
         log["offer"] = np.array(ARMS, dtype=object)[pick]
         log["propensity"] = np.round(propensity, 6)
         log["bucket"] = bucket

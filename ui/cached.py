@@ -278,3 +278,31 @@ def reward_models(dataset_id: str, mapping: dict, progress=None):
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
     return memoised(("reward", path, dataset_id, mapping_json),
                     lambda: fit_reward_models(_experiment_log(dataset_id, path, mapping_json), progress=progress))
+
+
+# --- monitoring -----------------------------------------------------------------------------------
+
+def campaign(series: str, dataset_id: str, mapping: dict, model_id: str | None, plan_csv: bytes | None, settings: dict):
+    """A stored campaign monitored against the scenario's training log (memoised per stored days,
+    model, deployment file and settings)."""
+    import hashlib
+
+    from core.monitoring.campaign import monitor_series
+    from core.monitoring.daily import Pacing, Thresholds
+
+    path = str(default_path())
+    workspace = Workspace(path)
+    days = tuple(workspace.series_days(series)["fingerprint"]) if workspace.series_info(series) else ()
+    plan_key = hashlib.sha256(plan_csv).hexdigest() if plan_csv else None
+    key = ("campaign", path, series, days, dataset_id, json.dumps(mapping, sort_keys=True), model_id, plan_key,
+           json.dumps(settings, sort_keys=True))
+
+    def compute():
+        reference = dataset_frame(dataset_id, path)
+        plan = read_table(plan_csv, name="deployment.csv") if plan_csv else None
+        pacing = settings.get("pacing")
+        return monitor_series(workspace, series, reference, _stored_model(model_id, path) if model_id else None, plan,
+                              Thresholds(**settings.get("thresholds", {})),
+                              Pacing(**pacing) if pacing else None, settings.get("psi_bins", 10))
+
+    return memoised(key, compute, keep=6)

@@ -211,7 +211,7 @@ def fitted_models(fingerprint: str) -> dict:
     return {k: v for k, v in current().config.get("models", {}).items() if v.get("fingerprint") == fingerprint}
 
 
-STEPS = ("data", "diagnostics", "models", "evaluation", "allocation", "policies", "report", "design")
+STEPS = ("data", "diagnostics", "models", "evaluation", "allocation", "policies", "report", "design", "monitor")
 
 
 def step_status() -> dict[str, str]:
@@ -230,6 +230,8 @@ def step_status() -> dict[str, str]:
                       ("policies", "policies"), ("design", "design")):
         if config.get(key):
             status[step] = "done"
+    if config.get("monitoring", {}).get("days"):
+        status["monitor"] = "done"
     if st.session_state.get("report_html"):
         status["report"] = "done"
     return status

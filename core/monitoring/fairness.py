@@ -38,12 +38,14 @@ def ratio_interval(x_group, x_reference, alpha: float = 0.05) -> tuple[float, fl
     return float(ratio), float(ratio * np.exp(-z * np.sqrt(var))), float(ratio * np.exp(z * np.sqrt(var)))
 
 
-def check_groups(attribute: pd.Series) -> np.ndarray:
-    """The group of every customer (missing values form their own); refuses a single group."""
-    groups = attribute.astype("string").fillna("(missing)").to_numpy()
+def check_groups(frame: pd.DataFrame, attribute: str) -> np.ndarray:
+    """The group of every customer (missing values form their own); refuses a missing column or a single group."""
+    if attribute not in frame.columns:
+        raise UserError(f"fairness attribute '{attribute}' is not a column of the log")
+    groups = frame[attribute].astype("string").fillna("(missing)").to_numpy()
     levels = np.unique(groups)
     if len(levels) < 2:
-        raise UserError(f"attribute '{attribute.name}' has a single group ({levels[0] if len(levels) else 'no rows'}); "
+        raise UserError(f"attribute '{attribute}' has a single group ({levels[0] if len(levels) else 'no rows'}); "
                         "a fairness audit compares groups — choose an attribute with at least two")
     return groups
 
@@ -76,7 +78,7 @@ def fairness_audit(attribute: pd.Series, action, control: str, spend=None, benef
         Customers the model finds some offer worth sending to.
     """
     name = str(attribute.name)
-    groups = check_groups(attribute)
+    groups = check_groups(attribute.to_frame(name), name)
     levels, sizes = np.unique(groups, return_counts=True)
     offered = (np.asarray(action).astype(str) != str(control)).astype(float)
     reference = str(levels[np.argmax(sizes)])
@@ -125,3 +127,23 @@ def fairness_audit(attribute: pd.Series, action, control: str, spend=None, benef
                          "the most value per cost, lands unevenly on this group")
         notes.append(text)
     return FairnessAudit(name, reference, table, notes)
+
+
+def audit_log(log, attribute: str, scores: pd.DataFrame | None = None) -> FairnessAudit:
+    """The audit of a live log: offers sent, realised spend and, with predictions (``id``,
+    ``tau_value__<offer>``), the predicted benefit of each customer's offer and who the model
+    finds worth an offer (some τ value > 0)."""
+    from .daily import _joined
+
+    check_groups(log.frame, attribute)
+    action = np.asarray(log.action).astype(str)
+    benefit = eligible = None
+    predicted = _joined(log, scores, "predictions file") if scores is not None else None
+    if predicted is not None:
+        values = pd.DataFrame({o: pd.to_numeric(predicted[f"tau_value__{o}"], errors="coerce")
+                               for o in log.treatments if f"tau_value__{o}" in predicted.columns})
+        lookup = {o: values[o].to_numpy() for o in values.columns}
+        benefit = np.array([lookup[a][i] if a in lookup else 0.0 for i, a in enumerate(action)], dtype=float)
+        benefit = np.nan_to_num(benefit)
+        eligible = (values.fillna(-np.inf) > 0).any(axis=1).to_numpy()
+    return fairness_audit(log.frame[attribute], action, log.control, spend=log.cost, benefit=benefit, eligible=eligible)
