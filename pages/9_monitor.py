@@ -140,7 +140,8 @@ with tab_alerts:
         st.success("No alert on any day under the current thresholds.", icon=":material/check:")
     else:
         st.warning(f"{len(alerts)} alert(s) — first on {alerts['day'].min()}: "
-                   + ", ".join(f"{k} {v}" for k, v in alerts['kind'].value_counts().items()), icon=":material/warning:")
+                   + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in alerts['kind'].value_counts().items()),
+                   icon=":material/warning:")
         table(alerts[["day", "kind", "subject", "message", "value", "threshold"]])
         st.download_button("Download the alerts (CSV)", alerts.to_csv(index=False).encode(), "alerts.csv", "text/csv")
 

@@ -152,6 +152,20 @@ def test_the_whole_flow_in_a_browser(server, browser, tmp_path):
     page.get_by_text("Smallest propensity").first.wait_for(timeout=120_000)
     assert page.get_by_text("Traceback").count() == 0
     shot(page, "8_next_test")
+
+    from core.simulate import simulate_live
+
+    days = tmp_path / "live_days.csv"
+    simulate_live(days=3, per_day=1500, seed=1, drift_day=2).log.to_csv(days, index=False)
+    page.get_by_role("link", name="9 · Monitor").click()
+    page.get_by_text("Daily logs (CSV, CSV.GZ or Parquet)").first.wait_for(timeout=120_000)
+    page.locator('[data-testid="stFileUploader"]').first.locator("input[type=file]").set_input_files(str(days))
+    page.get_by_role("button", name="Store these days").click()
+    page.get_by_text("3 new day(s) stored (4,500 rows)").first.wait_for(timeout=120_000)
+    page.get_by_role("tab", name="Alerts").click()
+    page.get_by_text("feature_drift").first.wait_for(timeout=120_000)
+    assert page.get_by_text("Traceback").count() == 0
+    shot(page, "9_monitor")
     page.close()
 
 
