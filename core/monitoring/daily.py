@@ -152,11 +152,12 @@ def _joined(log, table: pd.DataFrame | None, what: str) -> pd.DataFrame | None:
         raise UserError(f"the {what} has no 'id' column to join on")
     if not log.columns.id:
         raise UserError(f"the log maps no id column (--id), so the {what} cannot be joined to it")
-    keyed = table.drop_duplicates("id").assign(id=lambda f: f["id"].astype(str)).set_index("id")
-    ids = pd.Series(log.ids).astype(str)
-    missing = ~ids.isin(keyed.index)
-    if missing.all():
-        raise UserError(f"no id of the log is in the {what} (e.g. {ids.iloc[0]!r})")
+    keyed = table.drop_duplicates("id")
+    # object-dtype keys: hashing them is much faster than pandas' Arrow strings
+    keyed.index = pd.Index(keyed["id"].astype(str).to_numpy(dtype=object))
+    ids = pd.Index(np.asarray(log.ids).astype(str).astype(object))
+    if (keyed.index.get_indexer(ids) < 0).all():
+        raise UserError(f"no id of the log is in the {what} (e.g. {ids[0]!r})")
     return keyed.reindex(ids).reset_index(drop=True)
 
 
