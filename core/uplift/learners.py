@@ -614,6 +614,8 @@ class UpliftModel:
         estimated per bin of its out-of-fold score (:mod:`core.uplift.direct_ranking`)."""
         from concurrent.futures import ThreadPoolExecutor
 
+        from threadpoolctl import threadpool_limits
+
         from ..evaluation import inverse_propensity_weights
         from .direct_ranking import DirectRanker, check_rankable, cross_fit, effects_from_bins, rank_bins
 
@@ -626,8 +628,6 @@ class UpliftModel:
 
         def make(seed):
             return DirectRanker(self.ranking_scorer, cpi_max=self.cpi_max_, seed=seed)
-
-        from threadpoolctl import threadpool_limits
 
         workers = max(int(self.n_jobs), 1)
         # one BLAS thread per worker: the scorers' small matrix products lose time to BLAS's
