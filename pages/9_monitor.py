@@ -11,7 +11,7 @@ from core.monitoring.drift import BANDS
 from core.monitoring.fairness import audit_log
 from core.monitoring.store import append_days
 from core.workspace import Workspace
-from ui import cached
+from ui import cached, state
 from ui.widgets import require_log, show_error, table
 
 ui.page_setup()
@@ -92,8 +92,8 @@ if not workspace.series_info(series):
     st.stop()
 
 allocation = cur.config.get("allocation") or {}
-models = cur.config.get("models", {})
-model_key = allocation.get("model") or cur.config.get("recommended_model")
+models = state.fitted_models(log.fingerprint)
+model_key = allocation.get("model") or cur.config.get("recommended_model") or next(iter(models), None)
 model_id = models.get(model_key, {}).get("model_id") if model_key else None
 settings = {"thresholds": thresholds, "pacing": saved["pacing"]}
 try:

@@ -7,7 +7,7 @@ import streamlit as st
 _ROUTED = "_routed_through_app"
 # Steps a page completes just by being viewed.  Only these trigger a redraw of the sidebar: a
 # rerun would drop messages that a button (fit, build) or a first visit (a bad link) printed.
-REDRAW_AFTER = {"diagnostics", "evaluation", "allocation", "policies", "design", "monitor"}
+REDRAW_AFTER = {"diagnostics", "evaluation", "allocation", "policies", "design"}
 
 
 STATUS_ICONS = {"done": ":material/check_circle:", "attention": ":material/error:", "todo": ":material/radio_button_unchecked:"}

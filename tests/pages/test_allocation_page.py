@@ -84,7 +84,7 @@ def test_step_status_for_the_sidebar():
     at = AppTest.from_function(script).run()
     first, second = (t.value for t in at.text)
     assert first == ("data=done,diagnostics=attention,models=done,evaluation=todo,allocation=todo,"
-                     "policies=todo,report=todo,design=todo")
+                     "policies=todo,report=todo,design=todo,monitor=todo")
     assert second == "done"
 
 

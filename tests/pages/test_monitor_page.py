@@ -20,7 +20,7 @@ def csv_of(frame) -> bytes:
 @pytest.fixture(scope="module")
 def monitored(module_workspace, live):
     at = new_app().run()
-    fit_quick_model(at, learners=("x",)).switch_page("pages/4_evaluation.py").run()
+    fit_quick_model(at, learners=("x",))
     at.switch_page("pages/9_monitor.py").run()
     assert not at.exception, at.exception
     before = [i.value for i in at.info]
