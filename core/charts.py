@@ -267,7 +267,7 @@ def monitor_volume_figure(result) -> go.Figure:
                         line=dict(color=colors[arm]), row=1, col=1)
     spend = [d.get("spend") for d in result.days]
     if all(s is not None for s in spend):
-        fig.add_scatter(x=days, y=np.cumsum(spend), mode="lines+markers", name="spent", line=dict(color=PALETTE[0]),
+        fig.add_scatter(x=days, y=np.cumsum(spend), mode="lines+markers", name="spent", line=dict(color=PALETTE[5], width=3),
                         row=1, col=2)
     if result.days and "pacing" in result.days[0]:
         fig.add_scatter(x=days, y=[d["pacing"]["planned"] for d in result.days], mode="lines", name="pacing plan",
@@ -275,6 +275,7 @@ def monitor_volume_figure(result) -> go.Figure:
         if result.days[0]["pacing"]["liability"] is not None:
             fig.add_scatter(x=days, y=[d["pacing"]["spent"] + d["pacing"]["liability"] for d in result.days], mode="lines",
                             name="spent + outstanding", line=dict(color=PALETTE[4], dash="dot"), row=1, col=2)
+    fig.update_xaxes(type="category")  # one tick per day, not the hours of a time axis
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
     return fig
 
@@ -288,6 +289,7 @@ def monitor_psi_figure(result, bands=(0.1, 0.25)) -> go.Figure:
                         line=dict(color=PALETTE[i % len(PALETTE)]))
     for level, label in zip(bands, ("moderate shift", "major shift")):
         fig.add_hline(y=level, line_dash="dash", line_color="#888", annotation_text=f"{label} ({level:g})")
+    fig.update_xaxes(type="category")
     fig.update_layout(yaxis_title="PSI against the training log", height=360, margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h"))
     return fig
@@ -307,6 +309,7 @@ def monitor_calibration_figure(frame: pd.DataFrame, head: str = "value") -> go.F
                                      arrayminus=part["observed"] - part["ci_low"]), row=1, col=i)
         fig.add_scatter(x=part["day"], y=part["predicted"], mode="lines", name="predicted", showlegend=i == 1,
                         line=dict(color="#555", dash="dash"), legendgroup="predicted", row=1, col=i)
+    fig.update_xaxes(type="category")
     fig.update_yaxes(title_text=f"τ {head} (observed vs predicted)", row=1, col=1)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
     return fig

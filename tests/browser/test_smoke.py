@@ -163,9 +163,13 @@ def test_the_whole_flow_in_a_browser(server, browser, tmp_path):
     page.get_by_role("button", name="Store these days").click()
     page.get_by_text("3 new day(s) stored (4,500 rows)").first.wait_for(timeout=120_000)
     page.get_by_role("tab", name="Alerts").click()
-    page.get_by_text("feature_drift").first.wait_for(timeout=120_000)
+    page.get_by_text("first on 2026-11-03: 2 feature drift").first.wait_for(timeout=120_000)
     assert page.get_by_text("Traceback").count() == 0
     shot(page, "9_monitor")
+    page.get_by_role("tab", name="Dashboard").click()
+    page.get_by_text("Feature drift").first.wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)  # let the charts draw
+    shot(page, "9_monitor_dashboard")
     page.close()
 
 
