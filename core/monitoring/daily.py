@@ -226,6 +226,7 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
         counts = {label: int(np.sum(action[rows] == label)) for label in log.labels}
         entry = {"day": day, "n": n, "counts": counts,
                  "spend": float(cost[rows].sum()) if cost is not None else None,
+                 "psi": {}, "calibration": {},  # filled when a reference log / predictions are given
                  "shares": {"no_offer": counts[control] / n}}
         if bucket is not None:
             for name in ("plan", "explore", "holdout"):
@@ -246,7 +247,6 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
             entry["volume"] = volume
         # feature drift
         if binnings:
-            entry["psi"] = {}
             for f in features:
                 value_psi = psi(expected[f], binnings[f].shares(log.frame[f][rows]))
                 entry["psi"][f] = value_psi
@@ -271,7 +271,6 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
         if predicted is not None:
             random_rows = rows & (np.isin(bucket, EXPLORATION_BUCKETS) if bucket is not None else True)
             weight = (1.0 / propensity if bucket is None and propensity is not None else np.ones(log.n))
-            entry["calibration"] = {}
             for offer in offers:
                 col = f"tau_value__{offer}"
                 if col not in predicted.columns:
