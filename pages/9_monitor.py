@@ -131,6 +131,17 @@ with tab_dash:
     shares = pd.DataFrame({d["day"]: d["shares"] for d in result.days}).T
     st.markdown("**Shares per day** (no offer; the plan, exploration and holdout buckets when known)")
     table(shares.reset_index(names="day"))
+    if "volume" in last:
+        st.markdown("**Sends against the deployment file** (customers planned / sent per arm)")
+        table(pd.DataFrame([{"day": d["day"], **{f"{arm} planned": v["planned"] for arm, v in d["volume"].items()},
+                             **{f"{arm} sent": v["sent"] for arm, v in d["volume"].items()}} for d in result.days]))
+    if "propensity" in last:
+        st.markdown(f"**Logged propensities** (overlap: the share below {thresholds['clip']:g} leaves off-policy "
+                    "estimates leaning on few customers)")
+        table(pd.DataFrame([{"day": d["day"], "lowest": d["propensity"]["min"],
+                             "share below the clip": d["propensity"]["share_below_clip"],
+                             **{f"mean · {arm}": v for arm, v in d["propensity"]["mean_by_action"].items()}}
+                            for d in result.days if "propensity" in d]))
     for note in result.notes:
         st.caption(note[:1].upper() + note[1:] + ".")
 

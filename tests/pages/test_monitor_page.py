@@ -56,6 +56,9 @@ def test_dashboard_and_alerts_show_the_drift_from_its_day(monitored):
     drift = alerts[alerts["kind"] == "feature_drift"]
     assert set(drift["subject"]) == {"email_engagement"} and sorted(drift["day"]) == ["2026-11-04", "2026-11-05"]
     assert any(m.label == "Days stored" and m.value == "4" for m in at.metric)
+    [propensities] = [d.value for d in at.dataframe if "share below the clip" in d.value.columns]
+    assert propensities["day"].tolist() == ["2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
+    assert (propensities["lowest"] == 0.05).all()  # exploration: 0.2 spread over four arms
 
 
 def test_fairness_tab_compares_groups(monitored):
@@ -79,3 +82,12 @@ def test_report_gains_a_monitoring_section(monitored):
     assert "monitoring" in sections
     assert "Monitoring: spring test" in html and "4 day(s) from 2026-11-02 to 2026-11-05" in html
     assert "feature_drift" in html
+
+
+def test_a_deployment_file_adds_sends_against_the_plan(monitored, live):
+    at, _ = monitored
+    at.file_uploader(key="monitor_plan").set_value(("assignment.csv", csv_of(live.plan), "text/csv")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    [volume] = [d.value for d in at.dataframe if "coupon_20 planned" in d.value.columns]
+    assert (volume["coupon_20 planned"] == volume["coupon_20 sent"]).all()  # the simulator sends what it planned
+    assert volume["coupon_20 sent"].sum() == (live.log["offer"] == "coupon_20").sum()
