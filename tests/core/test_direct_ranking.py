@@ -289,17 +289,25 @@ def test_a_segment_without_treated_rows_is_named_in_the_fit_notes(independent):
     assert np.isfinite(model.oof_.to_numpy()).all()
 
 
-def test_aucc_interval_is_the_percentiles_of_resampled_aucc():
+def test_aucc_interval_is_the_percentiles_of_poisson_resampled_aucc():
     sim = simulate_cost_structure(600, seed=4, structure="correlated")
     t = (sim.log["offer"] == "offer").astype(int).to_numpy()
     value, cost = sim.log["value"].to_numpy(), sim.log["cost"].to_numpy()
     score = sim.truth["true_tau_value__offer"].to_numpy() / sim.truth["true_tau_cost__offer"].to_numpy()
-    result = aucc_interval(value, cost, score, t, n_boot=50, seed=7)
-    rng = np.random.default_rng(7)
-    replicates = []
-    for _ in range(50):
-        rows = rng.integers(0, len(t), len(t))
-        replicates.append(aucc(value[rows], cost[rows], score[rows], t[rows]))
-    assert result["n_boot"] == 50
-    assert [result["ci_low"], result["ci_high"]] == pytest.approx(np.percentile(replicates, [2.5, 97.5]))
-    assert result["aucc"] == pytest.approx(aucc(value, cost, score, t))
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, len(t))
+    score[:40] = score[40]  # ties: curve points only at distinct scores
+    for w in (None, weights):
+        result = aucc_interval(value, cost, score, t, w, n_boot=50, seed=7, chunk=8)
+        # independently: each replicate is the data with Poisson(1) copies of every row, in full
+        # (the counts are drawn in score order, highest first, ties in row order)
+        order = np.argsort(score, kind="mergesort")[::-1]
+        rng = np.random.default_rng(7)
+        replicates = []
+        for _ in range(50):
+            rows = np.repeat(order, rng.poisson(1.0, len(t)))
+            replicates.append(aucc(value[rows], cost[rows], score[rows], t[rows], None if w is None else w[rows]))
+        assert result["n_boot"] == 50
+        assert [result["ci_low"], result["ci_high"]] == pytest.approx(np.percentile(replicates, [2.5, 97.5]), rel=1e-10)
+        assert result["aucc"] == pytest.approx(aucc(value, cost, score, t, w))
+    assert aucc_interval(value, cost, score, t, n_boot=50, seed=7, chunk=3)["ci_low"] == pytest.approx(
+        aucc_interval(value, cost, score, t, n_boot=50, seed=7, chunk=50)["ci_low"])
