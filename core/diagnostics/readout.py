@@ -30,12 +30,25 @@ from scipy import stats
 from ..errors import UserError
 
 
-def _weighted_mean_var(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+def hajek_mean_var(y: np.ndarray, w: np.ndarray, small_sample: bool = True) -> tuple[float, float]:
+    """The Hájek (weighted) mean of ``y`` and the variance of that mean, Σw²(y − m)² / (Σw)²;
+    with ``small_sample`` times n/(n − 1) (NaN for a single row)."""
     total = w.sum()
     mean = float((w * y).sum() / total)
-    n = len(y)
-    var = float((w**2 * (y - mean) ** 2).sum() / total**2) * (n / (n - 1) if n > 1 else np.nan)
+    var = float((w**2 * (y - mean) ** 2).sum() / total**2)
+    if small_sample:
+        n = len(y)
+        var *= n / (n - 1) if n > 1 else np.nan
     return mean, var
+
+
+def hajek_difference(y: np.ndarray, w: np.ndarray, treated: np.ndarray, control: np.ndarray,
+                     small_sample: bool = True) -> tuple[float, float]:
+    """Difference of the Hájek means of the ``treated`` and ``control`` rows and its standard
+    error (two independent means)."""
+    mt, vt = hajek_mean_var(y[treated], w[treated], small_sample)
+    mc, vc = hajek_mean_var(y[control], w[control], small_sample)
+    return mt - mc, float(np.sqrt(vt + vc))
 
 
 def _weighted_cov_of_means(y: np.ndarray, c: np.ndarray, w: np.ndarray) -> float:
@@ -69,7 +82,7 @@ def effect_ratio(numerator, denominator, treated, control, w, alpha: float = 0.0
     z = stats.norm.ppf(1 - alpha / 2)
     moments = []
     for rows, scale in zip((treated, control), variance_scale):
-        (mn, vn), (md, vd) = _weighted_mean_var(numerator[rows], w[rows]), _weighted_mean_var(denominator[rows], w[rows])
+        (mn, vn), (md, vd) = hajek_mean_var(numerator[rows], w[rows]), hajek_mean_var(denominator[rows], w[rows])
         moments.append((mn, vn * scale, md, vd * scale,
                         _weighted_cov_of_means(numerator[rows], denominator[rows], w[rows]) * scale))
     (mn_t, vn_t, md_t, vd_t, c_t), (mn_c, vn_c, md_c, vd_c, c_c) = moments
@@ -168,9 +181,9 @@ def readout(log, propensity: np.ndarray | None = None, cuped: str | None = None,
             rows_of = action == label
             if rows_of.sum() < 2:
                 raise UserError(f"arm '{label}' has {int(rows_of.sum())} row(s); a readout needs at least 2 per arm")
-            moments[(name, label)] = _weighted_mean_var(y_used[rows_of], w[rows_of])
+            moments[(name, label)] = hajek_mean_var(y_used[rows_of], w[rows_of])
             if x is not None:
-                moments[(name, label, "raw")] = _weighted_mean_var(y[rows_of], w[rows_of])
+                moments[(name, label, "raw")] = hajek_mean_var(y[rows_of], w[rows_of])
         mean_c, var_c = moments[(name, log.control)]
         for label in log.treatments:
             mean_a, var_a = moments[(name, label)]

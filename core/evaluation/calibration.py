@@ -17,15 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..diagnostics.readout import hajek_difference
 from ..errors import UserError
-
-
-def _hajek(y, w):
-    total = w.sum()
-    mean = float((w * y).sum() / total)
-    n = len(y)
-    var = float((w**2 * (y - mean) ** 2).sum() / total**2) * (n / (n - 1)) if n > 1 else float("nan")
-    return mean, var
 
 
 def equal_count_bins(score, n_bins: int) -> np.ndarray:
@@ -93,10 +86,8 @@ def calibration_bins(y, score, treatment, weights=None, n_bins: int = 10, alpha:
         if t_rows.sum() < 2 or c_rows.sum() < 2:
             row["note"] = "fewer than 2 treated rows" if t_rows.sum() < 2 else "fewer than 2 control rows"
         else:
-            mt, vt = _hajek(y[t_rows], w[t_rows])
-            mc, vc = _hajek(y[c_rows], w[c_rows])
-            se = float(np.sqrt(vt + vc))
-            row.update(observed=mt - mc, se=se, ci_low=mt - mc - z * se, ci_high=mt - mc + z * se)
+            observed, se = hajek_difference(y, w, t_rows, c_rows)
+            row.update(observed=observed, se=se, ci_low=observed - z * se, ci_high=observed + z * se)
         rows.append(row)
     table = pd.DataFrame(rows)
     usable = table["observed"].notna() & (table["se"] > 0)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..diagnostics.readout import hajek_difference
 from ..errors import UserError
 from .drift import BANDS, Binning, psi, psi_band
 
@@ -109,21 +110,13 @@ class Monitoring:
         return pd.DataFrame(rows, columns=["day", "offer", "predicted", "observed", "ci_low", "ci_high", "n_offer", "n_control"])
 
 
-def _hajek(y, w):
-    w = w / w.sum()
-    mean = float(np.sum(w * y))
-    return mean, float(np.sqrt(np.sum(w**2 * (y - mean) ** 2)))
-
-
 def uplift_check(y, action, offer, control, weight, predicted, z_alert: float, min_rows: int, alpha: float = 0.05):
     """Observed uplift of ``offer`` with its interval, the mean prediction, and whether they
     disagree by more than ``z_alert`` standard errors (``None`` when too few rows)."""
     t, c = action == offer, action == control
     if t.sum() < 2 or c.sum() < 2:
         return None
-    mt, st = _hajek(y[t], weight[t])
-    mc, sc = _hajek(y[c], weight[c])
-    observed, se = mt - mc, float(np.hypot(st, sc))
+    observed, se = hajek_difference(y, weight, t, c, small_sample=False)
     z = stats.norm.ppf(1 - alpha / 2)
     out = {"predicted": float(np.mean(predicted)), "observed": observed, "ci_low": observed - z * se,
            "ci_high": observed + z * se, "se": se, "n_offer": int(t.sum()), "n_control": int(c.sum())}

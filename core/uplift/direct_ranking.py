@@ -60,6 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..diagnostics.readout import hajek_difference
 from ..errors import UserError
 
 SCORERS = {"lightgbm": "LightGBM (custom objective)", "linear": "linear (numpy)", "mlp": "small MLP (numpy)"}
@@ -206,13 +207,8 @@ def effect_scale(y, treated, weight=None) -> float:
     the unit value and cost are measured in during training."""
     y, treated = np.asarray(y, dtype=float), np.asarray(treated, dtype=bool)
     w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
-    effect, var = 0.0, 0.0
-    for group, s in ((treated, 1.0), (~treated, -1.0)):
-        wg = w[group] / w[group].sum()
-        mean = wg @ y[group]
-        effect += s * mean
-        var += np.sum(wg**2 * (y[group] - mean) ** 2)
-    scale = max(abs(effect), 2.0 * np.sqrt(var))
+    effect, se = hajek_difference(y, w, treated, ~treated, small_sample=False)
+    scale = max(abs(effect), 2.0 * se)
     return float(scale) if scale > 1e-12 else 1.0
 
 
@@ -443,12 +439,6 @@ class DirectRanker:
 
 # --- effects per score bin --------------------------------------------------------------------
 
-def _weighted_mean_se(y, w):
-    w = w / w.sum()
-    mean = w @ y
-    return mean, np.sqrt(np.sum(w**2 * (y - mean) ** 2))
-
-
 def rank_bins(score, treated, value, cost, weight=None, n_bins: int = 10, min_rows: int = MIN_BIN_ROWS,
               alpha: float = 0.05) -> pd.DataFrame:
     """Incremental value and cost per bin of ``score`` (equal-count bins of the rows, merged
@@ -476,11 +466,9 @@ def rank_bins(score, treated, value, cost, weight=None, n_bins: int = 10, min_ro
         for head, y in (("value", value), ("cost", cost)):
             if y is None:
                 continue
-            mt, st = _weighted_mean_se(y[t_rows], w[t_rows])
-            mc, sc = _weighted_mean_se(y[c_rows], w[c_rows])
-            se = float(np.hypot(st, sc))
-            row.update({f"tau_{head}": float(mt - mc), f"tau_{head}_low": float(mt - mc - z * se),
-                        f"tau_{head}_high": float(mt - mc + z * se), f"tau_{head}_se": se})
+            effect, se = hajek_difference(y, w, t_rows, c_rows, small_sample=False)
+            row.update({f"tau_{head}": effect, f"tau_{head}_low": effect - z * se,
+                        f"tau_{head}_high": effect + z * se, f"tau_{head}_se": se})
         rows.append(row)
     return pd.DataFrame(rows)
 
