@@ -116,9 +116,11 @@ class _Group:
     """Rows the loss is computed over (their own soft selection), stored treated rows first so
     that each arm is a slice: the loss runs once per boosting round and Adam step."""
 
-    def __init__(self, n_treated: int, value: np.ndarray, cost: np.ndarray, weight: np.ndarray | None):
+    def __init__(self, n_treated: int, value: np.ndarray, cost: np.ndarray, weight: np.ndarray | None,
+                 order: np.ndarray | None = None):
         self.n_treated = int(n_treated)
         self.value, self.cost, self.weight = value, cost, weight
+        self.order = order  # the stored rows' positions in the caller's order (None: the same)
         self.slices = (slice(0, self.n_treated), slice(self.n_treated, len(value)))
 
     @classmethod
@@ -127,12 +129,8 @@ class _Group:
         give arrays in that order."""
         treated = np.asarray(treated, dtype=bool)
         order = np.argsort(~treated, kind="stable")
-        group = cls(int(treated.sum()), np.asarray(value, dtype=float)[order], np.asarray(cost, dtype=float)[order],
-                    None if weight is None else np.asarray(weight, dtype=float)[order])
-        group.order = order
-        return group
-
-    order = None
+        return cls(int(treated.sum()), np.asarray(value, dtype=float)[order], np.asarray(cost, dtype=float)[order],
+                   None if weight is None else np.asarray(weight, dtype=float)[order], order)
 
     def _sorted(self, score):
         score = np.asarray(score, dtype=float)
@@ -144,10 +142,6 @@ class _Group:
         out = np.empty_like(values)
         out[self.order] = values
         return out
-
-    @property
-    def treated(self) -> np.ndarray:
-        return self._unsorted(np.arange(len(self.value)) < self.n_treated)
 
     def _softmax(self, score):
         p = np.zeros(len(score))
@@ -502,7 +496,7 @@ def effects_from_bins(score, bins: pd.DataFrame, head: str) -> np.ndarray:
 
 # --- cross-fitting every offer ----------------------------------------------------------------
 
-def check_rankable(x: np.ndarray, cost, control_cost_only: bool = False) -> None:
+def check_rankable(x: np.ndarray, cost) -> None:
     """Refuse data a ranking cannot learn from, in words."""
     if cost is None:
         raise UserError("direct ranking orders customers by incremental value per incremental cost, and no cost is "

@@ -617,13 +617,13 @@ class UpliftModel:
         from threadpoolctl import threadpool_limits
 
         from ..evaluation import inverse_propensity_weights
-        from .direct_ranking import DirectRanker, check_rankable, cross_fit, effects_from_bins, rank_bins
+        from .direct_ranking import DirectRanker, check_rankable, cross_fit, rank_bins
 
         cost = log.cost
         check_rankable(x, cost)
         value = log.value
         weight = inverse_propensity_weights(p)
-        self.cpi_max_ = self._ranking_cpi(t, value, cost, weight) if self.learner == "cdrm" else None
+        self.cpi_max_ = self._ranking_cpi(log, p) if self.learner == "cdrm" else None
         tracker.plan(self.folds * len(self.treatments_))
 
         def make(seed):
@@ -639,15 +639,12 @@ class UpliftModel:
             oof, self.rankers_ = cross_fit(x, t, value, cost, weight, self.folds, self.seed, make, self.cat_idx_,
                                            run=run, step=lambda m: tracker.step(f"{LEARNERS[self.learner]} · {m}"))
         self.rank_bins_ = {}
-        effects = {"value": np.zeros((log.n, len(self.treatments_))), "cost": np.zeros((log.n, len(self.treatments_)))}
         notes = []
         for k, arm in enumerate(self.treatments_):
             rows = (t == k + 1) | (t == 0)
             bins = rank_bins(oof[rows, k], t[rows] == k + 1, value[rows], cost[rows],
                              None if weight is None else weight[rows])
             self.rank_bins_[arm] = bins
-            for head in effects:
-                effects[head][:, k] = effects_from_bins(oof[:, k], bins, head)
             if len(bins) == 1:
                 notes.append(f"offer '{arm}': the ranking's score bins had to be merged into one (too few customers of "
                              f"an arm per bin), so every customer gets the offer's average effect")
@@ -656,7 +653,7 @@ class UpliftModel:
         self.models_ = {}
         self.selection_ = None
         self.segment_column_ = None
-        self.oof_ = self._with_scores(self._to_frame(effects, log.n), oof)
+        self.oof_ = self._ranking_frame(oof)
         self.oof_bags_ = {}
         ranking = {"scorer": self.ranking_scorer, "cpi_max": self.cpi_max_,
                    "fits": {arm: [r.info_ for r in self.rankers_[k + 1]] for k, arm in enumerate(self.treatments_)},
@@ -665,17 +662,15 @@ class UpliftModel:
                                  self.folds, 0, ("all",), {}, None, ranking, tuple(notes))
         return self
 
-    def _ranking_cpi(self, t, value, cost, weight) -> float:
-        """``cdrm``'s CPI limit: the one given, else the median average CPI of the offers that add value."""
+    def _ranking_cpi(self, log, propensity) -> float:
+        """``cdrm``'s CPI limit: the one given, else the median of the readout's average CPI of
+        the offers that add value at a positive cost."""
+        from ..diagnostics.readout import readout
+
         if self.cpi_max is not None:
             return float(self.cpi_max)
-        w = np.ones(len(t)) if weight is None else weight
-        cpis = []
-        for k in range(1, len(self.labels_)):
-            means = [(np.average(value[t == a], weights=w[t == a]), np.average(cost[t == a], weights=w[t == a])) for a in (k, 0)]
-            dv, dc = means[0][0] - means[1][0], means[0][1] - means[1][1]
-            if dv > 0 and dc > 0:
-                cpis.append(dc / dv)
+        effects = readout(log, propensity).effects.pivot(index="arm", columns="outcome", values="effect")
+        cpis = [row["cost"] / row["value"] for _, row in effects.iterrows() if row["value"] > 0 and row["cost"] > 0]
         if not cpis:
             raise UserError("no offer adds value at a positive cost on average, so there is no default CPI limit for "
                             "the constrained ranking; give one (--cpi-max)")
@@ -695,7 +690,14 @@ class UpliftModel:
                              f"'{log.columns.segment}': the ranking's scores for those customers are extrapolated")
         return notes
 
-    def _with_scores(self, frame: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    def _ranking_frame(self, scores: np.ndarray) -> pd.DataFrame:
+        """A ranking learner's predictions: τ value and τ cost of each offer from its score
+        bins at the customers' scores (n × offers), then the scores as ``score__<offer>``."""
+        from .direct_ranking import effects_from_bins
+
+        effects = {head: np.column_stack([effects_from_bins(scores[:, k], self.rank_bins_[arm], head)
+                                          for k, arm in enumerate(self.treatments_)]) for head in ("value", "cost")}
+        frame = self._to_frame(effects, len(scores))
         for k, arm in enumerate(self.treatments_):
             frame[f"score__{arm}"] = scores[:, k]
         return frame
@@ -927,13 +929,8 @@ class UpliftModel:
         x = self._matrix(frame)
         n = len(frame)
         if self.learner_ in RANKERS:
-            from .direct_ranking import effects_from_bins
-
-            scores = np.column_stack([np.mean([r.percentile(x) for r in self.rankers_[k + 1]], axis=0)
-                                      for k in range(len(self.treatments_))])
-            effects = {head: np.column_stack([effects_from_bins(scores[:, k], self.rank_bins_[arm], head)
-                                              for k, arm in enumerate(self.treatments_)]) for head in ("value", "cost")}
-            return self._with_scores(self._to_frame(effects, n), scores)
+            return self._ranking_frame(np.column_stack([np.mean([r.percentile(x) for r in self.rankers_[k + 1]], axis=0)
+                                                        for k in range(len(self.treatments_))]))
         effects = {}
         if self.segment_column_ is not None:
             if self.segment_column_ not in frame.columns:
