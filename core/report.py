@@ -180,12 +180,12 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
 
     monitoring = config.get("monitoring") or {}
     if monitoring.get("series") and workspace is not None and workspace.series_info(monitoring["series"]):
-        from .monitoring.campaign import monitor_series
+        from .monitoring.campaign import model_key, monitor_series
         from .monitoring.daily import Pacing, Thresholds
 
         sections.append("monitoring")
-        model = loaded.get((config.get("allocation") or {}).get("model")) or next(iter(loaded.values()), None)
-        campaign = monitor_series(workspace, monitoring["series"], frame, model,
+        chosen = model_key(config, loaded)
+        campaign = monitor_series(workspace, monitoring["series"], frame, loaded[chosen] if chosen else None,
                                   thresholds=Thresholds(**monitoring.get("thresholds", {})),
                                   pacing=Pacing(**monitoring["pacing"]) if monitoring.get("pacing") else None)
         result = campaign.result

@@ -7,6 +7,7 @@ import ui
 from core import charts
 from core.errors import UserError
 from core.io import read_table
+from core.monitoring.campaign import model_key
 from core.monitoring.drift import BANDS
 from core.monitoring.fairness import audit_log
 from core.monitoring.store import append_days
@@ -91,10 +92,9 @@ if not workspace.series_info(series):
             st.info("Store the first day's log (tab *Daily logs*) to see the campaign.")
     st.stop()
 
-allocation = cur.config.get("allocation") or {}
 models = state.fitted_models(log.fingerprint)
-model_key = allocation.get("model") or cur.config.get("recommended_model") or next(iter(models), None)
-model_id = models.get(model_key, {}).get("model_id") if model_key else None
+chosen = model_key(cur.config, models)
+model_id = models[chosen]["model_id"] if chosen else None
 settings = {"thresholds": thresholds, "pacing": saved["pacing"]}
 try:
     with st.spinner("Reading the campaign's days…"):

@@ -21,6 +21,16 @@ class Campaign:
     result: Monitoring
 
 
+def model_key(config: dict, fitted) -> str | None:
+    """The fitted model whose predictions the calibration check uses: the saved allocation's,
+    else the recommended one, else the first fitted (the Monitor page and the report agree)."""
+    keys = list(fitted)
+    for key in ((config.get("allocation") or {}).get("model"), config.get("recommended_model")):
+        if key in keys:
+            return key
+    return keys[0] if keys else None
+
+
 def predictions(model, log: ExperimentLog) -> pd.DataFrame | None:
     """The model's τ for every customer of ``log`` with ``id`` (None when the log has no id or
     lacks the model's features: calibration then cannot be checked)."""

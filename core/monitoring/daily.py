@@ -137,7 +137,7 @@ def _days(log) -> pd.Series:
     return days.dt.strftime("%Y-%m-%d")
 
 
-def _joined(log, table: pd.DataFrame | None, what: str) -> pd.DataFrame | None:
+def join_on_id(log, table: pd.DataFrame | None, what: str) -> pd.DataFrame | None:
     """``table`` (keyed by ``id``) row-aligned with the log, or None."""
     if table is None:
         return None
@@ -185,8 +185,12 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
     control = log.control
     offers = tuple(log.treatments)
     value, cost = log.value, log.cost
-    planned = _joined(log, plan, "deployment file")
-    predicted = _joined(log, scores, "predictions file")
+    planned = join_on_id(log, plan, "deployment file")
+    predicted = join_on_id(log, scores, "predictions file")
+    plan_action = planned["action"].astype(str).to_numpy() if planned is not None and "action" in planned.columns else None
+    predictions = {} if predicted is None else {
+        (head, offer): predicted[f"tau_{head}__{offer}"].to_numpy(dtype=float)
+        for head in ("value", "cost") for offer in offers if f"tau_{head}__{offer}" in predicted.columns}
     notes = []
     bucket = None
     if "bucket" in log.frame.columns:
@@ -207,14 +211,22 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
         expected = {f: binnings[f].shares(reference[f]) for f in features}
     if predicted is None:
         notes.append("no predictions given: calibration drift and the outstanding liability are not measured")
-    elif predicted[[f"tau_value__{o}" for o in offers if f"tau_value__{o}" in predicted.columns]].isna().all(axis=1).any():
+    elif np.isnan(np.column_stack([v for (head, _), v in predictions.items() if head == "value"])).all(axis=1).any():
         notes.append("some customers of the log have no prediction: they are left out of the calibration check")
 
     out_days, alerts = [], []
     spent = 0.0
-    ordered = sorted(days.unique())
-    for k, day in enumerate(ordered, start=1):
-        rows = (days == day).to_numpy()
+    ordered, day_of_row = np.unique(days.to_numpy(dtype=str), return_inverse=True)
+    if pacing is not None and cost is not None and predicted is not None:
+        # what each offer sent may still cost: its predicted cost less what it has cost so far
+        outstanding = np.zeros(log.n)
+        for offer in offers:
+            sent = action == offer
+            if ("cost", offer) in predictions:
+                outstanding[sent] = np.maximum(np.nan_to_num(predictions[("cost", offer)][sent]) - cost[sent], 0.0)
+        outstanding_per_day = np.bincount(day_of_row, weights=outstanding, minlength=len(ordered))
+    for k, day in enumerate(map(str, ordered), start=1):
+        rows = day_of_row == k - 1
         n = int(rows.sum())
         counts = {label: int(np.sum(action[rows] == label)) for label in log.labels}
         entry = {"day": day, "n": n, "counts": counts,
@@ -225,11 +237,10 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
             for name in ("plan", "explore", "holdout"):
                 entry["shares"][name] = float(np.mean(bucket[rows] == name))
         # sends against the plan
-        if planned is not None and "action" in planned.columns:
-            plan_action = planned["action"].astype(str).to_numpy()[rows]
+        if plan_action is not None:
             volume = {}
             for label in log.labels:
-                expected_n = int(np.sum(plan_action == label))
+                expected_n = int(np.sum(plan_action[rows] == label))
                 volume[label] = {"planned": expected_n, "sent": counts[label]}
                 if expected_n >= thresholds.min_rows:
                     gap = (counts[label] - expected_n) / expected_n
@@ -265,20 +276,17 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
             random_rows = rows & (np.isin(bucket, EXPLORATION_BUCKETS) if bucket is not None else True)
             weight = (1.0 / propensity if bucket is None and propensity is not None else np.ones(log.n))
             for offer in offers:
-                col = f"tau_value__{offer}"
-                if col not in predicted.columns:
+                if ("value", offer) not in predictions:
                     continue
-                scored = random_rows & predicted[col].notna().to_numpy()
-                pred = predicted[col].to_numpy(dtype=float)[scored]
-                check = uplift_check(value[scored], action[scored], offer, control, weight[scored], pred,
-                                     thresholds.calibration_z, thresholds.min_rows)
+                scored = random_rows & ~np.isnan(predictions[("value", offer)])
+                check = uplift_check(value[scored], action[scored], offer, control, weight[scored],
+                                     predictions[("value", offer)][scored], thresholds.calibration_z, thresholds.min_rows)
                 if check is None:
                     continue
-                cost_col = f"tau_cost__{offer}"
-                if cost is not None and cost_col in predicted.columns:
+                if cost is not None and ("cost", offer) in predictions:
                     check["cost"] = uplift_check(cost[scored], action[scored], offer, control, weight[scored],
-                                                 predicted[cost_col].to_numpy(dtype=float)[scored],
-                                                 thresholds.calibration_z, thresholds.min_rows)
+                                                 predictions[("cost", offer)][scored], thresholds.calibration_z,
+                                                 thresholds.min_rows)
                 entry["calibration"][offer] = check
                 for head, result in (("value", check), ("cost", check.get("cost"))):
                     if result and result["alert"]:
@@ -288,8 +296,10 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
                                             f"{result['predicted']:.3g} predicted ({result['z']:+.1f} standard errors)"))
         # spend against the pacing plan
         if pacing is not None and cost is not None:
-            spent += float(cost[rows].sum())
-            liability = _liability(days, ordered, k, pacing, action, control, cost, predicted)
+            spent += entry["spend"]
+            # offers sent in the last redemption_days days up to day k may still be redeemed
+            liability = (float(outstanding_per_day[max(0, k - pacing.redemption_days):k].sum())
+                         if predicted is not None else None)
             planned_spend = pacing.budget * min(k, pacing.days) / pacing.days
             committed = spent + (liability or 0.0)
             entry["pacing"] = {"spent": spent, "liability": liability, "planned": planned_spend,
@@ -302,18 +312,3 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
         out_days.append(entry)
     return Monitoring(out_days, alerts, offers, tuple(features), notes)
 
-
-def _liability(days, ordered, k, pacing, action, control, cost, predicted) -> float | None:
-    """Expected cost still to come from offers sent in the last ``redemption_days`` days up to
-    day k: their predicted incremental cost minus what they have cost so far (never below 0)."""
-    if predicted is None:
-        return None
-    recent = set(ordered[max(0, k - pacing.redemption_days):k])
-    rows = days.isin(recent).to_numpy() & (action != control)
-    expected = np.zeros(len(action))
-    for offer in np.unique(action[rows]):
-        col = f"tau_cost__{offer}"
-        if col in predicted.columns:
-            sel = rows & (action == offer)
-            expected[sel] = np.nan_to_num(predicted[col].to_numpy(dtype=float)[sel])
-    return float(np.sum(np.maximum(expected[rows] - cost[rows], 0.0)))

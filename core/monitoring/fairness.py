@@ -133,17 +133,18 @@ def audit_log(log, attribute: str, scores: pd.DataFrame | None = None) -> Fairne
     """The audit of a live log: offers sent, realised spend and, with predictions (``id``,
     ``tau_value__<offer>``), the predicted benefit of each customer's offer and who the model
     finds worth an offer (some τ value > 0)."""
-    from .daily import _joined
+    from .daily import join_on_id
 
     check_groups(log.frame, attribute)
     action = np.asarray(log.action).astype(str)
     benefit = eligible = None
-    predicted = _joined(log, scores, "predictions file") if scores is not None else None
+    predicted = join_on_id(log, scores, "predictions file")
     if predicted is not None:
         values = pd.DataFrame({o: pd.to_numeric(predicted[f"tau_value__{o}"], errors="coerce")
                                for o in log.treatments if f"tau_value__{o}" in predicted.columns})
-        lookup = {o: values[o].to_numpy() for o in values.columns}
-        benefit = np.array([lookup[a][i] if a in lookup else 0.0 for i, a in enumerate(action)], dtype=float)
-        benefit = np.nan_to_num(benefit)
+        benefit = np.zeros(log.n)  # the predicted effect of the offer each customer got (0 for none)
+        for offer in values.columns:
+            sent = action == offer
+            benefit[sent] = np.nan_to_num(values[offer].to_numpy()[sent])
         eligible = (values.fillna(-np.inf) > 0).any(axis=1).to_numpy()
     return fairness_audit(log.frame[attribute], action, log.control, spend=log.cost, benefit=benefit, eligible=eligible)

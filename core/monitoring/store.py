@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UserError
@@ -19,8 +20,6 @@ from ..schema import frame_fingerprint
 
 def day_fingerprint(rows: pd.DataFrame) -> str:
     """Content hash of a day's rows, independent of row and column order."""
-    import numpy as np
-
     ordered = rows[sorted(rows.columns)]
     row_hashes = np.sort(pd.util.hash_pandas_object(ordered, index=False).to_numpy())
     digest = hashlib.sha256(frame_fingerprint(ordered.head(0)).encode())
@@ -62,10 +61,9 @@ def append_days(workspace, series: str, frame: pd.DataFrame, day_column: str, ma
         missing = [c for c in info["columns"] if c not in columns]
         extra = [c for c in columns if c not in info["columns"]]
         if missing or extra:
-            raise UserError(f"the file's columns differ from series '{series}': "
-                            + "; ".join(part for part in (f"missing {', '.join(map(repr, missing))}" if missing else "",
-                                                          f"new {', '.join(map(repr, extra))}" if extra else "") if part)
-                            + "; nothing was stored")
+            parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
+                [f"new {', '.join(map(repr, extra))}"] if extra else [])
+            raise UserError(f"the file's columns differ from series '{series}': {'; '.join(parts)}; nothing was stored")
         frame = frame[info["columns"]]
     stored = workspace.series_days(series).set_index("day") if info is not None else pd.DataFrame()
     added, unchanged, conflicts = {}, [], []
