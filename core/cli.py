@@ -22,7 +22,6 @@ EXIT_USER_ERROR = 2
 WEIGHTING_ONLY = {"ips", "snips"}  # OPE estimators that need no reward model
 
 
-
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with the contract's error line: ``error: …`` and exit status 2."""
 
@@ -517,8 +516,6 @@ def cmd_ope(args: argparse.Namespace) -> dict:
 
 
 def cmd_monitor(args: argparse.Namespace) -> dict:
-    import pandas as pd
-
     from .io import read_table
     from .monitoring.daily import Pacing, Thresholds, monitor
     from .schema import ColumnMap, ExperimentLog
@@ -542,8 +539,9 @@ def cmd_monitor(args: argparse.Namespace) -> dict:
         if args.store:
             from .monitoring.store import append_days
 
-            out["stored"] = append_days(Workspace(), args.store, frame, args.time, log.columns.to_dict())
-            frame = Workspace().load_series(args.store)
+            workspace = Workspace()
+            out["stored"] = append_days(workspace, args.store, frame, args.time, log.columns.to_dict())
+            frame = workspace.load_series(args.store)
             log = log_from_frame(frame, args, require_value=True)
     else:
         workspace = Workspace()
@@ -804,12 +802,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     parser = build_parser()
     try:
-        args, unknown = parser.parse_known_args(argv)
+        args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
             raise UserError("no command given; choose one of: " + ", ".join(parser.commands))
-        if unknown:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         result = args.handler(args)
         emit(result, getattr(args, "json_out", None))
         return 0
