@@ -166,6 +166,14 @@ def _logging_policy(x: pd.DataFrame, poor_overlap: bool) -> tuple[np.ndarray, fl
     return probs, explore
 
 
+def _pre_revenue(rng: np.random.Generator, p0: np.ndarray, aov: np.ndarray) -> np.ndarray:
+    """Pre-period revenue: three earlier 30-day windows under no offer."""
+    n = len(p0)
+    pre_buys = rng.uniform(size=(n, 3)) < p0[:, None]
+    pre_baskets = aov[:, None] * np.exp(rng.normal(0, BASKET_SIGMA, (n, 3)))
+    return np.round((pre_buys * pre_baskets).sum(axis=1), 2)
+
+
 def simulate(
     n: int = 50_000,
     seed: int = 0,
@@ -215,11 +223,7 @@ def simulate(
     u_buy = rng.uniform(size=n)
     basket_noise = np.exp(rng.normal(-BASKET_SIGMA**2 / 2, BASKET_SIGMA, n))  # mean 1: E[basket] = m["basket"]
     u_redeem = rng.uniform(size=n)
-    p0 = model[CONTROL]["p"]
-    # Pre-period revenue: three earlier 30-day windows under no offer.
-    pre_buys = rng.uniform(size=(n, 3)) < p0[:, None]
-    pre_baskets = x["avg_order_value"].to_numpy()[:, None] * np.exp(rng.normal(0, BASKET_SIGMA, (n, 3)))
-    pre_revenue = np.round((pre_buys * pre_baskets).sum(axis=1), 2)
+    pre_revenue = _pre_revenue(rng, model[CONTROL]["p"], x["avg_order_value"].to_numpy())
 
     truth = {"customer_id": x["customer_id"].to_numpy()}
     y_value, y_cost = {}, {}
@@ -421,18 +425,18 @@ def simulate_live(days: int = 14, per_day: int = 5000, seed: int = 0, *, drift_d
         u = rng.uniform(size=per_day)
         bucket = np.where(u < holdout, "holdout", np.where(u < holdout + explore, "explore", "plan"))
         pick = np.where(bucket == "holdout", 0, np.where(bucket == "explore", rng.integers(0, len(ARMS), per_day), plan))
-        propensity = np.where(bucket == "holdout", holdout, 0.0)
-        propensity = propensity + explore / len(ARMS) + (1 - holdout - explore) * (pick == plan) + holdout * ((pick == 0) & (bucket != "holdout"))
-        buy = rng.uniform(size=per_day) < np.select([pick == k for k in range(len(ARMS))], [model[a]["p"] for a in ARMS])
-        basket = np.select([pick == k for k in range(len(ARMS))], [model[a]["basket"] for a in ARMS]) * np.exp(
-            rng.normal(-BASKET_SIGMA**2 / 2, BASKET_SIGMA, per_day))
-        redeemed = buy & (rng.uniform(size=per_day) < np.select([pick == k for k in range(len(ARMS))], [model[a]["redeem"] for a in ARMS]))
-        face = np.where(pick == ARMS.index("pct10_off"), 0.10 * basket,
-                        np.select([pick == k for k in range(len(ARMS))], [np.broadcast_to(model[a]["face"], per_day) for a in ARMS]))
+        # P(logged arm): the holdout's no offer, exploration's uniform pick, the plan's arm
+        propensity = holdout * (pick == 0) + explore / len(ARMS) + (1 - holdout - explore) * (pick == plan)
+
+        def picked(key):  # each customer's value of model[arm][key] for the arm they got
+            return np.column_stack([np.broadcast_to(model[a][key], per_day) for a in ARMS])[np.arange(per_day), pick]
+
+        buy = rng.uniform(size=per_day) < picked("p")
+        basket = picked("basket") * np.exp(rng.normal(-BASKET_SIGMA**2 / 2, BASKET_SIGMA, per_day))
+        redeemed = buy & (rng.uniform(size=per_day) < picked("redeem"))
+        face = np.where(pick == ARMS.index("pct10_off"), 0.10 * basket, picked("face"))
         log = x.copy()
-        pre_buys = rng.uniform(size=(per_day, 3)) < model[CONTROL]["p"][:, None]
-        pre_baskets = x["avg_order_value"].to_numpy()[:, None] * np.exp(rng.normal(0, BASKET_SIGMA, (per_day, 3)))
-        log["pre_revenue"] = np.round((pre_buys * pre_baskets).sum(axis=1), 2)
+        log["pre_revenue"] = _pre_revenue(rng, model[CONTROL]["p"], x["avg_order_value"].to_numpy())
         log["offer"] = np.array(ARMS, dtype=object)[pick]
         log["propensity"] = np.round(propensity, 6)
         log["bucket"] = bucket
