@@ -145,12 +145,14 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
         y = value[rows]
         arm_aucc = None
         calibration_cost = None
-        if cost is not None and cost_rank is not None and scores[f"tau_cost__{arm}"].notna().all():
-            tau_cost = scores[f"tau_cost__{arm}"].to_numpy(dtype=float)[rows]
+        if cost is not None and cost_rank is not None:
             try:
                 arm_aucc = aucc(y, cost[rows], cost_rank[rows], t, w)
             except UserError as exc:
                 notes.append(f"{arm}: no cost curve ({exc})")
+        cost_col = f"tau_cost__{arm}"
+        if cost is not None and cost_col in scores.columns and scores[cost_col].notna().all():
+            tau_cost = scores[cost_col].to_numpy(dtype=float)[rows]
             if np.ptp(tau_cost) > 0:
                 calibration_cost = calibration_bins(cost[rows], tau_cost, t, w, n_bins)
         events = (int(np.count_nonzero(y[t == 1])), int(np.count_nonzero(y[t == 0])))

@@ -232,6 +232,9 @@ def test_evaluate_ranks_by_the_score_column_when_there_is_one(independent, drm_f
     result = evaluate(log, scores).arms["offer"]
     assert result.qini_normalized == pytest.approx(qini_auc_score(log.value, scores["score__offer"], t))
     assert result.aucc == pytest.approx(aucc(log.value, log.cost, scores["score__offer"], t))
+    # a score file without τ cost still has a cost curve (ranked by the score), and no cost calibration
+    bare = evaluate(log, scores.drop(columns="tau_cost__offer")).arms["offer"]
+    assert bare.aucc == pytest.approx(result.aucc) and bare.calibration_cost is None
 
 
 def test_constrained_ranking_keeps_its_cpi_on_held_out_customers(independent):
