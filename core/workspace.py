@@ -9,6 +9,7 @@ every later choice as JSON.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -333,18 +334,10 @@ class Workspace:
             return con.execute("SELECT day, fingerprint, n_rows, loaded_at FROM monitor_days WHERE series = ? ORDER BY day",
                                [name]).df()
 
-    def list_series(self) -> pd.DataFrame:
-        with self._connect() as con:
-            return con.execute("SELECT s.name, s.day_column, count(d.day) AS days, coalesce(sum(d.n_rows), 0) AS n_rows, "
-                               "min(d.day) AS first_day, max(d.day) AS last_day FROM monitor_series s LEFT JOIN monitor_days d "
-                               "ON d.series = s.name GROUP BY s.name, s.day_column ORDER BY s.name").df()
-
     def store_days(self, name: str, columns: list[str], day_column: str, mapping: dict | None,
                    days: dict[str, tuple[str, pd.DataFrame]]) -> None:
         """Insert new days (day → (fingerprint, rows)) of a series in one transaction; the
         checks are :func:`core.monitoring.store.append_days`'s."""
-        import io
-
         with self._connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -363,8 +356,6 @@ class Workspace:
 
     def load_series(self, name: str) -> pd.DataFrame:
         """Every stored day of a series, in day order."""
-        import io
-
         if self.series_info(name) is None:
             raise UserError(f"no monitoring series '{name}' in the workspace '{self.path}'")
         with self._connect() as con:
