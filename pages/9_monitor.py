@@ -54,7 +54,7 @@ with tab_load:
             st.success(f"{upload.name}: {len(done['added'])} new day(s) stored ({done['rows_added']:,} rows)"
                        + (f"; {len(done['unchanged'])} day(s) already stored unchanged" if done["unchanged"] else ""),
                        icon=":material/check:")
-    stored = workspace.series_days(series) if workspace.series_info(series) else pd.DataFrame()
+    stored = workspace.series_days(series)
     if stored.empty:
         st.info(f"No day stored for '{series}' yet.")
     else:
@@ -86,7 +86,7 @@ saved["thresholds"] = thresholds
 saved["pacing"] = {"budget": budget, "days": int(campaign_days), "redemption_days": int(redemption)} if budget > 0 else None
 cur.config["monitoring"] = saved
 
-if not workspace.series_info(series):
+if stored.empty:
     for tab in (tab_dash, tab_alerts, tab_fair):
         with tab:
             st.info("Store the first day's log (tab *Daily logs*) to see the campaign.")
@@ -98,7 +98,7 @@ model_id = models[chosen]["model_id"] if chosen else None
 settings = {"thresholds": thresholds, "pacing": saved["pacing"]}
 try:
     with st.spinner("Reading the campaign's days…"):
-        campaign = cached.campaign(series, cur.dataset_id, cur.mapping, model_id,
+        campaign = cached.campaign(series, cur.dataset_id, model_id,
                                    plan_file.getvalue() if plan_file is not None else None, settings)
 except UserError as exc:
     show_error(exc)

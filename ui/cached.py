@@ -282,9 +282,9 @@ def reward_models(dataset_id: str, mapping: dict, progress=None):
 
 # --- monitoring -----------------------------------------------------------------------------------
 
-def campaign(series: str, dataset_id: str, mapping: dict, model_id: str | None, plan_csv: bytes | None, settings: dict):
-    """A stored campaign monitored against the scenario's training log (memoised per stored days,
-    model, deployment file and settings)."""
+def campaign(series: str, dataset_id: str, model_id: str | None, plan_csv: bytes | None, settings: dict):
+    """A stored campaign (read with its stored mapping) monitored against the scenario's training
+    log ``dataset_id`` (memoised per stored days, model, deployment file and settings)."""
     import hashlib
 
     from core.monitoring.campaign import monitor_series
@@ -292,10 +292,9 @@ def campaign(series: str, dataset_id: str, mapping: dict, model_id: str | None, 
 
     path = str(default_path())
     workspace = Workspace(path)
-    days = tuple(workspace.series_days(series)["fingerprint"]) if workspace.series_info(series) else ()
+    days = tuple(workspace.series_days(series)["fingerprint"])
     plan_key = hashlib.sha256(plan_csv).hexdigest() if plan_csv else None
-    key = ("campaign", path, series, days, dataset_id, json.dumps(mapping, sort_keys=True), model_id, plan_key,
-           json.dumps(settings, sort_keys=True))
+    key = ("campaign", path, series, days, dataset_id, model_id, plan_key, json.dumps(settings, sort_keys=True))
 
     def compute():
         reference = dataset_frame(dataset_id, path)
