@@ -113,7 +113,7 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
             if getattr(model, "rank_bins_", None):
                 limit = (f"; its selection keeps incremental cost per incremental value ≤ {model.cpi_max_:.4g}"
                          if model.cpi_max_ is not None else "")
-                bins = pd.concat([b.assign(offer=arm) for arm, b in model.rank_bins_.items()], ignore_index=True)
+                bins = model.rank_bins_frame()
                 body.append(f"<p>{html.escape(model_title(key, model))} ranks customers by one learned score per offer"
                             f"{html.escape(limit)}. Its τ value and τ cost are estimated per score bin from the log, with "
                             "95% intervals:</p>"

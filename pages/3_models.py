@@ -127,9 +127,8 @@ for key, model in rankers.items():
                 "report use these; step 4 ranks customers by the score itself.")
     st.plotly_chart(charts.rank_bins_figure(model.rank_bins_), key=f"rank_bins_{key}")
     with st.expander(f"{model_title(key, model)}: effects per score bin (table)"):
-        table(pd.concat([b.assign(offer=arm) for arm, b in model.rank_bins_.items()], ignore_index=True)
-              [["offer", "bin", "score_low", "score_high", "n_offer", "n_control", "tau_value", "tau_value_low",
-                "tau_value_high", "tau_cost", "tau_cost_low", "tau_cost_high"]])
+        table(model.rank_bins_frame()[["offer", "bin", "score_low", "score_high", "n_offer", "n_control", "tau_value",
+                                       "tau_value_low", "tau_value_high", "tau_cost", "tau_cost_low", "tau_cost_high"]])
 with st.expander("LightGBM complexity chosen per head and fold"):
     table(tuning_frame(models))
     st.caption("regularised: 7 leaves, ≥ 200 customers per leaf, strong L2 · balanced: 15 leaves, ≥ 50 · flexible: "

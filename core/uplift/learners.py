@@ -690,6 +690,10 @@ class UpliftModel:
                              f"'{log.columns.segment}': the ranking's scores for those customers are extrapolated")
         return notes
 
+    def rank_bins_frame(self) -> pd.DataFrame:
+        """A ranking learner's effects per score bin, every offer in one table (``offer`` first)."""
+        return pd.concat([bins.assign(offer=arm) for arm, bins in self.rank_bins_.items()], ignore_index=True)
+
     def _ranking_frame(self, scores: np.ndarray) -> pd.DataFrame:
         """A ranking learner's predictions: τ value and τ cost of each offer from its score
         bins at the customers' scores (n × offers), then the scores as ``score__<offer>``."""
