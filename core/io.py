@@ -46,6 +46,55 @@ def _parser_problem(exc: Exception, sep: str) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def parquet_dataset(source) -> list[Path] | None:
+    """The Parquet files behind a folder or a glob pattern, in name order (the log's row order:
+    file by file, rows in file order), or ``None`` when ``source`` is a single file or bytes.
+
+    Raises a :class:`UserError` when the folder or pattern holds no Parquet file, when a file is
+    not Parquet, or when the files' schemas differ (naming the first file that differs and how).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return None
+    text = str(source)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("_", ".")))
+        where = f"folder '{text}'"
+    elif any(ch in text for ch in "*?[") and not path.exists():
+        import glob
+
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        where = f"pattern '{text}'"
+    else:
+        return None
+    if not files:
+        if path.is_dir():
+            raise UserError(f"'{text}' is a folder; expected a CSV, CSV.GZ or Parquet file, or a folder of Parquet files")
+        raise UserError(f"{where} matches no file; expected Parquet files")
+    import pyarrow.parquet as pq
+
+    schemas = []
+    for file in files:
+        with file.open("rb") as handle:
+            if handle.read(4) != PARQUET_MAGIC:
+                raise UserError(f"file '{file}' in {where} is not Parquet; a folder or pattern must hold Parquet files only")
+        try:
+            schemas.append(pq.read_schema(file))
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise UserError(f"file '{file}' looks like Parquet but could not be read: {exc}") from exc
+    first = schemas[0]
+    for file, schema in zip(files[1:], schemas[1:]):
+        if not schema.equals(first, check_metadata=False):
+            expected = {f.name: str(f.type) for f in first}
+            found = {f.name: str(f.type) for f in schema}
+            diff = [f"'{c}' missing" for c in expected if c not in found]
+            diff += [f"extra '{c}'" for c in found if c not in expected]
+            diff += [f"'{c}' is {found[c]}, not {expected[c]}" for c in expected if c in found and found[c] != expected[c]]
+            raise UserError(f"file '{file}' in {where} has a different schema from '{files[0]}': "
+                            f"{'; '.join(diff) or 'columns in another order'}; every file must have the same columns and types")
+    return files
+
+
 def check_file(source: str | os.PathLike) -> int:
     """The size of a log file that exists and is a file, else a :class:`UserError` naming it."""
     path = Path(source)
@@ -107,7 +156,8 @@ def read_table(
     ----------
     source : path or bytes
         CSV (any of ``, ; TAB |`` as delimiter), gzip-compressed CSV, or Parquet.  The format
-        is recognised from the content.
+        is recognised from the content.  A folder or a glob pattern reads its Parquet files in
+        name order (see :func:`parquet_dataset`).
     name : str, optional
         Name used in messages (defaults to the path).
     str_columns : iterable of str
@@ -126,12 +176,16 @@ def read_table(
         Missing, empty, oversized or unreadable files, and files without data rows.
     """
     name = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "upload")
-    raw = _load_bytes(source, name, max_bytes)
     str_columns = list(str_columns)
+    files = parquet_dataset(source)
+    raw = b"" if files else _load_bytes(source, name, max_bytes)
 
-    if raw[:4] == PARQUET_MAGIC:
+    if files or raw[:4] == PARQUET_MAGIC:
         try:
-            frame = pd.read_parquet(io.BytesIO(raw))
+            if files:
+                frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+            else:
+                frame = pd.read_parquet(io.BytesIO(raw))
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise UserError(f"file '{name}' looks like Parquet but could not be read: {exc}") from exc
         for col in str_columns:

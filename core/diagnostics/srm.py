@@ -153,6 +153,11 @@ def _relation(con, source):
     """A DuckDB relation over a frame or straight over a file (never loaded into pandas)."""
     if isinstance(source, pd.DataFrame):
         return con.from_df(source)
+    from ..io import parquet_dataset
+
+    files = parquet_dataset(source)
+    if files:
+        return con.read_parquet([str(f) for f in files])
     path = Path(source)
     head = path.open("rb").read(4)
     if head == b"PAR1":
@@ -333,8 +338,13 @@ def file_columns(source) -> list[str]:
 
     if isinstance(source, pd.DataFrame):
         return [str(c) for c in source.columns]
-    from ..io import check_file
+    from ..io import check_file, parquet_dataset
 
+    files = parquet_dataset(source)
+    if files:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(files[0]).names)
     path = Path(source)
     if check_file(path) == 0:
         raise UserError(f"file '{path}' is empty (0 bytes); expected a CSV, CSV.GZ or Parquet file")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .estimators import ESTIMATORS, Estimate, _from_sums, _stats_matrix, bootstrap_sums, estimate, policy_weights
+from .estimators import ESTIMATORS, Estimate, _from_sums, _stats_matrix, normal_replicates, policy_weights
 
 
 @dataclass(frozen=True)
@@ -159,41 +159,119 @@ class PolicyEvaluation:
         return out
 
 
-def _paired(stats, ref_stats, estimators, n_boot, alpha, seed) -> dict[str, Estimate]:
-    both = np.concatenate([stats, ref_stats], axis=1)
-    reps = bootstrap_sums(both, n_boot, seed)
-    a, b = _from_sums(reps[:, :6]), _from_sums(reps[:, 6:])
-    pa, pb = _from_sums(stats.sum(axis=0)), _from_sums(ref_stats.sum(axis=0))
+@dataclass
+class RowSums:
+    """What OPE needs from the rows, as sums that add up over any split of them: the per-row
+    statistics' sums and cross-products, their Poisson-bootstrap replicate sums (exact
+    resampling), and the importance weights' Σw, Σw², max and clipped count."""
+
+    n: int
+    sums: np.ndarray
+    cross: np.ndarray
+    reps: np.ndarray | None
+    sum_w: float
+    sum_w2: float
+    max_w: float
+    n_clipped: int
+
+    def __add__(self, other: "RowSums") -> "RowSums":
+        reps = None if self.reps is None else self.reps + other.reps
+        return RowSums(self.n + other.n, self.sums + other.sums, self.cross + other.cross, reps, self.sum_w + other.sum_w,
+                       self.sum_w2 + other.sum_w2, max(self.max_w, other.max_w), self.n_clipped + other.n_clipped)
+
+
+def policy_rows(y_value, y_cost, q_value, q_cost, index, control_index: int, matrix, logged_prob, propensity,
+                clip: float | None, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row statistics of one policy: 6 columns for its value, 6 for no offer's value (the
+    reference of the paired increments), and the same 12 for the cost when ``y_cost`` and
+    ``q_cost`` are given.  Returns the statistics, the weights w and the clipped-row mask."""
+    rows = np.arange(len(index))
+    p = np.asarray(propensity, dtype=float)
+    w, _ = policy_weights(logged_prob, p, clip)
+    w_ref, _ = policy_weights((index == control_index).astype(float), p, clip)
+    blocks = []
+    for y, q in ((y_value, q_value), (y_cost, q_cost)):
+        if y is None or q is None:
+            continue
+        y = np.asarray(y, dtype=float)
+        q_logged = q[rows, index]
+        blocks.append(_stats_matrix(y, q_logged, (matrix * q).sum(axis=1), w, tau))
+        blocks.append(_stats_matrix(y, q_logged, q[:, control_index], w_ref, tau))
+    clipped = p < clip if clip is not None else np.zeros(len(p), dtype=bool)
+    return np.concatenate(blocks, axis=1), w, clipped
+
+
+def row_sums(stats: np.ndarray, w: np.ndarray, clipped: np.ndarray, keys: np.ndarray, n_boot: int, seed: int,
+             exact: bool) -> RowSums:
+    """The :class:`RowSums` of a block of rows (the whole log, or one partition of it)."""
+    from ..engines.keys import bootstrap_sums as keyed_sums
+
+    reps = keyed_sums(stats, keys, n_boot, seed) if exact else None
+    return RowSums(len(w), stats.sum(axis=0), stats.T @ stats, reps, float(w.sum()), float((w**2).sum()),
+                   float(w.max()) if len(w) else 0.0, int(clipped.sum()))
+
+
+def exact_bootstrap(n: int, n_boot: int, exact_limit: float | None = None) -> bool:
+    """Resample rows exactly (Poisson counts) or use the normal limit (see :func:`bootstrap_sums`)."""
+    from .estimators import EXACT_LIMIT
+
+    return n * n_boot <= (EXACT_LIMIT if exact_limit is None else exact_limit)
+
+
+def _interval(point: float, reps: np.ndarray, alpha: float) -> Estimate:
     lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
-    return {e: Estimate(float(pa[e] - pb[e]), float(np.nanpercentile(a[e] - b[e], lo)), float(np.nanpercentile(a[e] - b[e], hi)),
-                        float(np.nanstd(a[e] - b[e], ddof=1))) for e in estimators}
+    return Estimate(float(point), float(np.nanpercentile(reps, lo)), float(np.nanpercentile(reps, hi)), float(np.nanstd(reps, ddof=1)))
+
+
+def evaluation_from_sums(name: str, sums: RowSums, labels, control: str, estimators, n_boot: int, alpha: float, seed: int,
+                         logged_share: np.ndarray, used: np.ndarray, rare_share: float = 0.01) -> PolicyEvaluation:
+    """Estimates, paired increments over no offer, and intervals from a policy's :class:`RowSums`."""
+    reps = sums.reps if sums.reps is not None else normal_replicates(sums.sums, sums.cross, n_boot, seed)
+    results = []
+    for block in range(sums.sums.shape[0] // 12):
+        at = slice(12 * block, 12 * block + 6), slice(12 * block + 6, 12 * block + 12)
+        point, ref = _from_sums(sums.sums[at[0]]), _from_sums(sums.sums[at[1]])
+        a, b = _from_sums(reps[:, at[0]]), _from_sums(reps[:, at[1]])
+        results.append(({e: _interval(point[e], a[e], alpha) for e in estimators},
+                        {e: _interval(point[e] - ref[e], a[e] - b[e], alpha) for e in estimators}))
+    value, value_inc = results[0]
+    cost, cost_inc = results[1] if len(results) > 1 else (None, None)
+    ess = sums.sum_w**2 / sums.sum_w2 if sums.sum_w2 > 0 else 0.0
+    rare = [label for j, label in enumerate(labels) if used[j] > 0 and logged_share[j] < rare_share]
+    offer_share = float(1.0 - used[list(labels).index(control)])
+    return PolicyEvaluation(name, value, cost, value_inc, cost_inc, float(ess), sums.max_w, sums.n_clipped / max(sums.n, 1),
+                            rare, offer_share)
 
 
 def evaluate_policy(log, policy: Policy, propensity: np.ndarray, q_value: np.ndarray, q_cost: np.ndarray | None = None,
                     *, estimators=ESTIMATORS, clip: float | None = None, tau: float = np.inf, n_boot: int = 1000,
-                    alpha: float = 0.05, seed: int = 0, rare_share: float = 0.01) -> PolicyEvaluation:
-    """Value and cost of ``policy`` by every estimator, and the increments over no offer."""
+                    alpha: float = 0.05, seed: int = 0, rare_share: float = 0.01, keys: np.ndarray | None = None,
+                    exact_limit: float | None = None) -> PolicyEvaluation:
+    """Value and cost of ``policy`` by every estimator, and the increments over no offer.
+
+    Bootstrap resample b gives each row the Poisson count keyed by ``keys`` (default: the row
+    positions, see :mod:`core.engines.keys`); the increments use the same resamples (paired).
+    """
+    from .estimators import ESTIMATORS as KNOWN
+
+    unknown = [e for e in estimators if e not in KNOWN]
+    if unknown:
+        raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(KNOWN)}")
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
+    if n_boot < 2:
+        raise UserError(f"--bootstrap must be at least 2 resamples, got {n_boot}")
+    if clip is not None and not 0 < clip < 1:
+        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {clip}")
     check_policy(log, policy, propensity)
     index = _index(log)
     rows = np.arange(log.n)
     logged_prob = policy.logged_prob if policy.logged_prob is not None else policy.matrix[rows, index]
-    reference = no_offer(log)
-    results = {}
-    for outcome, y, q in (("value", log.value, q_value), ("cost", log.cost, q_cost)):
-        if y is None or q is None:
-            continue
-        est = estimate(y, propensity, logged_prob, q[rows, index], (policy.matrix * q).sum(axis=1), estimators=estimators,
-                       clip=clip, tau=tau, n_boot=n_boot, alpha=alpha, seed=seed)
-        w, _ = policy_weights(logged_prob, propensity, clip)
-        w_ref, _ = policy_weights(reference.matrix[rows, index], propensity, clip)
-        stats = _stats_matrix(np.asarray(y, float), q[rows, index], (policy.matrix * q).sum(axis=1), w, tau)
-        ref = _stats_matrix(np.asarray(y, float), q[rows, index], (reference.matrix * q).sum(axis=1), w_ref, tau)
-        results[outcome] = (est, _paired(stats, ref, estimators, n_boot, alpha, seed))
-    value, value_inc = results["value"]
-    cost, cost_inc = results.get("cost", (None, None))
+    control_index = list(log.labels).index(log.control)
+    stats, w, clipped = policy_rows(log.value, log.cost, q_value, q_cost, index, control_index, policy.matrix, logged_prob,
+                                    propensity, clip, tau)
+    keys = rows if keys is None else keys
+    sums = row_sums(stats, w, clipped, keys, n_boot, seed, exact_bootstrap(log.n, n_boot, exact_limit))
     logged_share = np.bincount(index, minlength=len(log.labels)) / log.n
-    used = policy.matrix.mean(axis=0)
-    rare = [label for j, label in enumerate(log.labels) if used[j] > 0 and logged_share[j] < rare_share]
-    offer_share = float(1.0 - used[list(log.labels).index(log.control)])
-    return PolicyEvaluation(policy.name, value.estimates, None if cost is None else cost.estimates, value_inc,
-                            cost_inc, value.ess, value.max_weight, value.share_clipped, rare, offer_share)
+    return evaluation_from_sums(policy.name, sums, log.labels, log.control, estimators, n_boot, alpha, seed, logged_share,
+                                policy.matrix.mean(axis=0), rare_share)

@@ -16,7 +16,9 @@ definitions:
 Every estimator is a smooth function of a handful of sums over rows, so intervals come from
 the seeded percentile bootstrap of those sums: exact Poisson(1) resampling weights for small
 logs, and for large ones (n × B above a limit) the normal law with the Poisson bootstrap's
-exact mean and covariance of the sums, which is what the resampled sums converge to.
+exact mean and covariance of the sums, which is what the resampled sums converge to.  The
+Poisson counts come from a counter-based generator keyed by row and resample
+(:mod:`core.engines.keys`), so the Spark engine draws the same ones partition by partition.
 """
 
 from __future__ import annotations
@@ -136,22 +138,32 @@ class OPEResult:
         return {name: e.to_dict() for name, e in self.estimates.items()}
 
 
-def bootstrap_sums(stats: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """Bootstrap replicates of the column sums of ``stats`` (see module docstring)."""
-    rng = np.random.default_rng(seed)
+def bootstrap_sums(stats: np.ndarray, n_boot: int, seed: int, keys: np.ndarray | None = None,
+                   exact_limit: float | None = None) -> np.ndarray:
+    """Bootstrap replicates of the column sums of ``stats`` (see module docstring).
+
+    Exact resampling gives row i of resample b the counter-based Poisson(1) count keyed by
+    ``keys[i]`` (default: the row positions) and ``b`` (:mod:`core.engines.keys`), so any engine
+    that sums the same rows draws the same counts.  Above ``exact_limit`` cells (n × B; default
+    :data:`EXACT_LIMIT`) the normal law with the same mean and covariance is used instead
+    (:func:`normal_replicates`).
+    """
+    from ..engines.keys import bootstrap_sums as keyed_sums
+
     n, m = stats.shape
-    if n * n_boot <= EXACT_LIMIT:
-        out = np.empty((n_boot, m))
-        chunk = max(1, int(2e7 // max(n, 1)))
-        for start in range(0, n_boot, chunk):
-            counts = rng.poisson(1.0, size=(min(chunk, n_boot - start), n)).astype(float)
-            out[start:start + len(counts)] = counts @ stats
-        return out
-    mean = stats.sum(axis=0)
-    cov = stats.T @ stats
-    eigval, eigvec = np.linalg.eigh(cov)
+    limit = EXACT_LIMIT if exact_limit is None else exact_limit
+    if n * n_boot <= limit:
+        return keyed_sums(stats, np.arange(n) if keys is None else keys, n_boot, seed)
+    return normal_replicates(stats.sum(axis=0), stats.T @ stats, n_boot, seed)
+
+
+def normal_replicates(sums: np.ndarray, cross: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Replicates of Poisson-bootstrapped sums from their exact mean (``sums``) and covariance
+    (``cross`` = Σ sᵢ sᵢᵀ): what the resampled sums converge to on large logs."""
+    rng = np.random.default_rng(seed)
+    eigval, eigvec = np.linalg.eigh(cross)
     root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))
-    return mean + rng.standard_normal((n_boot, m)) @ root.T
+    return sums + rng.standard_normal((n_boot, len(sums))) @ root.T
 
 
 def policy_weights(policy_logged: np.ndarray, propensity: np.ndarray, clip: float | None) -> tuple[np.ndarray, float]:

@@ -755,7 +755,10 @@ def test_a_folder_or_a_header_without_rows_is_named_in_every_command(capsys, tmp
     header_only.write_text("offer,revenue\n")
     mapping = ["--action", "offer", "--control", "no_offer", "--value", "revenue"]
     extra = {"evaluate": ["--score-column", "revenue", "--treatment", "coupon"], "ope": ["--policy-name", "no-offer"]}
-    for data, message in ((tmp_path, f"'{tmp_path}' is a folder; expected a CSV, CSV.GZ or Parquet file"),
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for data, message in ((empty, f"'{empty}' is a folder; expected a CSV, CSV.GZ or Parquet file, or a folder of Parquet files"),
+                          (tmp_path, f"file '{header_only}' in folder '{tmp_path}' is not Parquet; a folder or pattern must hold Parquet files only"),
                           (header_only, f"file '{header_only}' has a header but no data rows")):
         code, out, err = call(capsys, command, "--data", data, *mapping, *extra.get(command, []))
         assert code == 2 and out == "", err
@@ -766,7 +769,7 @@ def test_a_folder_or_a_header_without_rows_is_named_in_every_command(capsys, tmp
     (["report", "--config", "{dir}", "--out", "{dir}/r.html"], "--config '{dir}' cannot be read: Is a directory"),
     (["predict", "--model", "{dir}", "--data", "{dir}/x.csv", "--predictions-out", "{dir}/p.csv"],
      "model file '{dir}' is a folder; expected a file written by fit --model-out"),
-    (["allocate", "--scores", "{dir}", "--budget", "10"], "'{dir}' is a folder; expected a CSV, CSV.GZ or Parquet file"),
+    (["allocate", "--scores", "{dir}", "--budget", "10"], "'{dir}' is a folder; expected a CSV, CSV.GZ or Parquet file, or a folder of Parquet files"),
 ])
 def test_other_file_options_name_a_folder(capsys, tmp_path, args, message):
     code, out, err = call(capsys, *[a.format(dir=tmp_path) for a in args])
