@@ -83,6 +83,24 @@ def add_log_options(parser: argparse.ArgumentParser, value_required: bool = Fals
                        help="leave out rows with a missing arm, value, cost or propensity (counted per arm on stderr)")
 
 
+def add_engine_options(parser: argparse.ArgumentParser, choices=("local", "spark")) -> None:
+    """``--engine`` and ``--spark-master`` (cli-contract.md, section Engines)."""
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", default="local", choices=list(choices),
+                       help="local (default): pandas/numpy/DuckDB on this machine; spark: the row-wise work on Spark "
+                       "(same numbers), for logs larger than one machine")
+    group.add_argument("--spark-master", default="local[*]", metavar="URL",
+                       help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, "
+                       "sc://HOST:PORT (Spark Connect), yarn, k8s://…")
+
+
+def spark_session(args: argparse.Namespace):
+    """The Spark session of ``--spark-master`` (only with ``--engine spark``)."""
+    from .engines.spark import session
+
+    return session(args.spark_master)
+
+
 def add_json_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", dest="json_out", metavar="FILE", help="also write the JSON here")
 
@@ -180,24 +198,42 @@ def _mapped_columns(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_srm(args: argparse.Namespace) -> dict:
-    """SRM straight from the file: counts run in DuckDB, so the log may exceed memory."""
-    from .diagnostics.srm import file_columns, propensity_consistency, srm_from_counts, count_arms
+    """SRM straight from the file: counts run in DuckDB (or Spark), so the log may exceed memory."""
+    from .diagnostics.srm import count_arms, file_columns, propensity_consistency, propensity_consistency_from_sums, srm_from_counts
 
-    columns = file_columns(args.data)
+    spark = spark_session(args) if args.engine == "spark" else None
+    if spark is not None:
+        from .engines.spark import read
+
+        columns = [c for c in read(spark, args.data).columns if c != "_row"]
+    else:
+        columns = file_columns(args.data)
     wanted = {**_mapped_columns(args), **({"--by": args.by} if args.by else {})}
     missing = [f"{role} column '{col}'" for role, col in wanted.items() if col not in columns]
     if missing:
         raise UserError(f"{', '.join(missing)} not in the log; columns: {', '.join(columns[:30])}")
     weights = parse_label_floats(args.expected, "--expected") if args.expected else None
     keys = [c for c in dict.fromkeys([args.by, args.time]) if c]
-    counts = count_arms(args.data, args.action, keys)
+    if spark is not None:
+        from .engines.spark import arm_counts
+
+        counts = arm_counts(spark, args.data, args.action, keys)
+    else:
+        counts = count_arms(args.data, args.action, keys)
     if int(counts["n"].sum()) == 0:
         raise UserError(f"file '{args.data}' has a header but no data rows")
     result = srm_from_counts(counts, control=args.control, weights=weights, alpha=args.alpha, by=args.by, time=args.time)
     out = result.to_dict()
     if args.propensity:
-        log = load_log(args)
-        out["propensity_check"] = propensity_consistency(log.action, log.propensity, log.labels, args.alpha).to_dict()
+        if spark is not None:
+            from .engines.spark import mapped_log, propensity_sums
+
+            log = mapped_log(spark, args)
+            check = propensity_consistency_from_sums(log.n, log.labels, *propensity_sums(log), args.alpha)
+        else:
+            log = load_log(args)
+            check = propensity_consistency(log.action, log.propensity, log.labels, args.alpha)
+        out["propensity_check"] = check.to_dict()
     return out
 
 
@@ -458,19 +494,45 @@ def cmd_allocate(args: argparse.Namespace) -> dict:
     return out
 
 
-def cmd_ope(args: argparse.Namespace) -> dict:
-    from .diagnostics.overlap import estimate_propensities
-    from .io import read_table
-    from .ope import compare
-    from .ope.estimators import ESTIMATORS, reward_models
+def _ope_estimators(args: argparse.Namespace) -> list[str]:
+    from .ope.estimators import ESTIMATORS
 
-    log = load_log(args, require_value=True)
-    if bool(args.policy) == bool(args.policy_name):
-        raise UserError("give either --policy CSV or --policy-name (treat-all:L, no-offer, logging, random)")
     estimators = [e.strip() for e in args.estimators.split(",") if e.strip()] if args.estimators else list(ESTIMATORS)
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown:
         raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
+    if bool(args.policy) == bool(args.policy_name):
+        raise UserError("give either --policy CSV or --policy-name (treat-all:L, no-offer, logging, random)")
+    name = args.policy_name
+    if name and not (name in ("no-offer", "logging", "random") or name.startswith("treat-all:")):
+        raise UserError(f"--policy-name '{name}' is not one of treat-all:L, no-offer, logging, random")
+    return estimators
+
+
+def _ope_output(policy_name: str, n: int, source: str, result, clip) -> dict:
+    out = {"n": n, "ess": result.ess, "max_weight": result.max_weight, "propensity_source": source,
+           "estimates": {k: v.to_dict() for k, v in result.value.items()}}
+    if result.cost is not None:
+        out["cost_estimates"] = {k: v.to_dict() for k, v in result.cost.items()}
+    out.update(policy=policy_name, clip=clip, share_clipped=result.share_clipped,
+               increments={k: v.to_dict() for k, v in result.value_increment.items()})
+    if result.cost_increment is not None:
+        out["cost_increments"] = {k: v.to_dict() for k, v in result.cost_increment.items()}
+    if result.rare_arms:
+        sys.stderr.write(f"warning: the policy uses arm(s) {', '.join(result.rare_arms)} that the log rarely tried\n")
+    return out
+
+
+def cmd_ope(args: argparse.Namespace) -> dict:
+    from .diagnostics.overlap import estimate_propensities
+    from .io import read_table
+    from .ope import compare
+    from .ope.estimators import reward_models
+
+    estimators = _ope_estimators(args)
+    if args.engine == "spark":
+        return _ope_spark(args, estimators)
+    log = load_log(args, require_value=True)
     matrix = None
     if log.propensity is not None:
         propensity, source = log.propensity, "logged"
@@ -488,10 +550,8 @@ def cmd_ope(args: argparse.Namespace) -> dict:
         policy = compare.logging_policy(log, propensity, matrix)
     elif name == "random":
         policy = compare.random_policy(log)
-    elif name.startswith("treat-all:"):
-        policy = compare.treat_all(log, name.split(":", 1)[1])
     else:
-        raise UserError(f"--policy-name '{name}' is not one of treat-all:L, no-offer, logging, random")
+        policy = compare.treat_all(log, name.split(":", 1)[1])
     compare.check_policy(log, policy, propensity)
     if set(estimators) <= WEIGHTING_ONLY:
         # IPS and SNIPS use no reward model: zeros stand in for q̂ and change neither estimate
@@ -501,18 +561,72 @@ def cmd_ope(args: argparse.Namespace) -> dict:
         sys.stderr.write("fitting the cross-fitted reward model(s)\n")
         q_value, q_cost = reward_models(log, folds=args.folds, seed=args.seed)
     result = compare.evaluate_policy(log, policy, propensity, q_value, q_cost, estimators=estimators, clip=args.clip,
-                                     tau=args.switch_tau, n_boot=args.bootstrap, alpha=args.alpha, seed=args.seed)
-    out = {"n": log.n, "ess": result.ess, "max_weight": result.max_weight, "propensity_source": source,
-           "estimates": {k: v.to_dict() for k, v in result.value.items()}}
-    if result.cost is not None:
-        out["cost_estimates"] = {k: v.to_dict() for k, v in result.cost.items()}
-    out.update(policy=policy.name, clip=args.clip, share_clipped=result.share_clipped,
-               increments={k: v.to_dict() for k, v in result.value_increment.items()})
-    if result.cost_increment is not None:
-        out["cost_increments"] = {k: v.to_dict() for k, v in result.cost_increment.items()}
-    if result.rare_arms:
-        sys.stderr.write(f"warning: the policy uses arm(s) {', '.join(result.rare_arms)} that the log rarely tried\n")
-    return out
+                                     tau=args.switch_tau, n_boot=args.bootstrap, alpha=args.alpha, seed=args.seed,
+                                     keys=log_keys(log))
+    return _ope_output(policy.name, log.n, source, result, args.clip)
+
+
+def log_keys(log) -> np.ndarray:
+    """The counter-based bootstrap's row keys: hashed ids when the log maps an id, else positions."""
+    from .engines.keys import row_keys
+
+    return row_keys(ids=log.ids) if log.columns.id else row_keys(positions=np.arange(log.n))
+
+
+def _ope_spark(args: argparse.Namespace, estimators: list[str]) -> dict:
+    """``ope`` on Spark: models are fitted on the driver, the row sums and the bootstrap run on Spark."""
+    from .engines import spark as engine
+
+    spark = spark_session(args)
+    log = engine.mapped_log(spark, args, require_value=True)
+    name = args.policy_name
+    if name and name.startswith("treat-all:") and name.split(":", 1)[1] not in log.labels:
+        raise UserError(f"treat-all arm '{name.split(':', 1)[1]}' is not in the log; arms: {', '.join(log.labels)}")
+    if not 0 < args.alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.bootstrap < 2:
+        raise UserError(f"--bootstrap must be at least 2 resamples, got {args.bootstrap}")
+    if args.clip is not None and not 0 < args.clip < 1:
+        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {args.clip}")
+    fitted: dict[str, np.ndarray] = {}
+    q: dict = {}
+    local = None
+    k = len(log.labels)
+    source = "logged"
+    if not log.has_propensity:
+        from .diagnostics.overlap import estimate_propensities
+
+        sys.stderr.write("no --propensity given: estimating propensities with cross-fitted LightGBM (on the driver)\n")
+        local = log.local()
+        matrix = estimate_propensities(local, folds=max(args.folds, 2), seed=args.seed)
+        fitted.update({f"_pm__{j}": matrix[:, j] for j in range(k)})
+        fitted["_pe"] = matrix[np.arange(local.n), [local.labels.index(a) for a in local.action]]
+        q["estimated"] = True
+        source = "estimated"
+    if not set(estimators) <= WEIGHTING_ONLY:
+        from .ope.estimators import reward_models
+
+        sys.stderr.write("fitting the cross-fitted reward model(s) (on the driver)\n")
+        local = local or log.local()
+        q_value, q_cost = reward_models(local, folds=args.folds, seed=args.seed)
+        fitted.update({f"_qv__{j}": q_value[:, j] for j in range(k)})
+        if q_cost is not None:
+            fitted.update({f"_qc__{j}": q_cost[:, j] for j in range(k)})
+        q["fitted"] = True
+    if fitted:
+        log = engine.attach(spark, log, fitted)
+    if args.policy:
+        spec = {"kind": "file", "name": args.policy, "frame": engine.policy_frame(spark, log, args.policy)}
+        if "_pa" in spec["frame"].columns:
+            spec["kind"] = "action"
+    elif name.startswith("treat-all:"):
+        spec = {"kind": "arm", "index": log.labels.index(name.split(":", 1)[1]), "name": name, "frame": log.frame}
+    elif name == "no-offer":
+        spec = {"kind": "arm", "index": 0, "name": "no-offer", "frame": log.frame}
+    else:
+        spec = {"kind": name, "name": name, "frame": log.frame}
+    result = engine.ope(spark, args, log, spec, q, estimators, source)
+    return _ope_output(spec["name"], log.n, source, result, args.clip)
 
 
 def cmd_monitor(args: argparse.Namespace) -> dict:
@@ -639,6 +753,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.001, help="alarm when p < alpha (default 0.001)")
     p.add_argument("--by", metavar="COL", help="also test each value of this column (segment, day…)")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_srm)
 
     p = sub.add_parser("overlap", help="propensity overlap (ESS, clipping) and covariate balance (SMD)")
@@ -694,6 +809,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--treatment", metavar="L", help="the arm to evaluate against the control")
     p.add_argument("--bins", type=int, default=10, help="calibration bins (default 10)")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("allocate", help="allocate offers under a budget (and CPI threshold, caps) from predictions")
@@ -709,6 +825,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--control", default="control", metavar="LABEL", help="label written for customers with no offer")
     p.add_argument("--allocation-out", metavar="CSV", help="one row per customer: id, action, tau_value, tau_cost, score")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_allocate)
 
     p = sub.add_parser("ope", help="off-policy value and cost of a policy: IPS, SNIPS, DM, DR, SNDR, Switch-DR")
@@ -723,6 +840,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the reward model (default 2)")
     p.add_argument("--seed", type=int, default=0)
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_ope)
 
     p = sub.add_parser("readout", help="average effect of every offer on value and cost against control, with CPI")
@@ -730,6 +848,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cuped", metavar="COL", help="pre-period covariate for the CUPED-adjusted effect (optional)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence level of the intervals (default 0.05)")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_readout)
 
     p = sub.add_parser("design", help="customers needed per arm for the next test (or the effect a given size detects)")

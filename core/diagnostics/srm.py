@@ -315,10 +315,17 @@ def propensity_consistency(action, propensity, labels, alpha: float = DEFAULT_AL
     """Test the arm counts against the logged propensities (see :class:`PropensityCheck`)."""
     action = np.asarray(action, dtype=object)
     p = np.asarray(propensity, dtype=float)
-    n = len(action)
     labels = list(labels)
     s = np.array([np.sum(1.0 / p[action == l]) for l in labels])
     d = np.array([np.sum(1.0 / p[action == l] ** 2) for l in labels])
+    return propensity_consistency_from_sums(len(action), labels, s, d, alpha)
+
+
+def propensity_consistency_from_sums(n: int, labels, s: np.ndarray, d: np.ndarray,
+                                     alpha: float = DEFAULT_ALPHA) -> PropensityCheck:
+    """:func:`propensity_consistency` from its sums per arm: ``s`` = Σ 1/p, ``d`` = Σ 1/p²."""
+    labels = list(labels)
+    s, d = np.asarray(s, dtype=float), np.asarray(d, dtype=float)
     if np.any(d == 0):
         empty = [l for l, di in zip(labels, d) if di == 0]
         raise UserError(f"arm(s) {', '.join(empty)} have no rows; the propensity check needs every arm logged")

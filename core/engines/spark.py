@@ -1,0 +1,530 @@
+"""The Spark engine: the row-wise work of SRM, OPE, the allocation frontier and the curves on a
+Spark cluster (PySpark's DataFrame API; ``mapInPandas`` runs the same numpy code as the local
+engine on each batch of rows).
+
+What runs where:
+
+- distributed: reading (Parquet folders and globs, CSV), validation counts, arm counts, the
+  per-row OPE statistics and their Poisson bootstrap (counter-based counts keyed by row, so
+  every partition draws what the local engine draws for the same rows), the per-customer hull
+  segments of the allocation frontier, its global sort by efficiency and the cumulative sums,
+  the curves' sums per distinct score, and scoring customers with a fitted model;
+- on the driver, from those sums: every estimate and interval, with the local engine's own
+  functions; model fitting (reward models, estimated propensities), on at most
+  :data:`FIT_ROWS` rows, as everywhere in the app.
+
+Rows are identified by their position in the log (files in name order, rows in file order:
+the order the local engine reads them), kept in the column ``_row``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+DEFAULT_MASTER = "local[*]"
+FIT_ROWS = 2_000_000  # largest log whose models are fitted on the driver (all rows)
+ROW = "_row"
+_LOCAL_MASTER = re.compile(r"^local(\[(\*|\d+)(,\d+)?\])?$")
+_SESSIONS: dict[str, object] = {}
+
+
+def _check_java() -> None:
+    from shutil import which
+
+    home = os.environ.get("JAVA_HOME")
+    if which("java") is None and not (home and Path(home, "bin", "java").exists()):
+        raise UserError("the Spark engine needs a Java runtime (17 or newer) and none was found; install one "
+                        "(e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+
+
+def check_master(master: str) -> None:
+    """Refuse a master URL Spark cannot use, and a cluster that does not answer, naming it."""
+    if _LOCAL_MASTER.match(master) or master in ("yarn",) or master.startswith("k8s://"):
+        return
+    match = re.match(r"^(spark|sc)://(.+)$", master)
+    if not match:
+        raise UserError(f"--spark-master '{master}' is not a Spark master URL; expected local[*], local[N], "
+                        "spark://HOST:PORT, sc://HOST:PORT (Spark Connect), yarn or k8s://…")
+    default_port = 7077 if match.group(1) == "spark" else 15002
+    for address in match.group(2).split("/")[0].split(","):
+        host, _, port = address.partition(":")
+        try:
+            port_number = int(port or default_port)
+        except ValueError:
+            raise UserError(f"--spark-master '{master}' has a bad port '{port}'") from None
+        try:
+            socket.create_connection((host, port_number), timeout=5).close()
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise UserError(f"--spark-master '{master}' cannot be reached ({host}:{port_number}: {reason}); "
+                            "check that the Spark master is running and the address is right") from None
+
+
+def session(master: str = DEFAULT_MASTER):
+    """A SparkSession on ``master`` (reused within the process)."""
+    if master in _SESSIONS:
+        return _SESSIONS[master]
+    check_master(master)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UserError("the Spark engine needs PySpark; install it with pip install -r requirements.txt") from None
+    if master.startswith("sc://"):
+        try:
+            spark = SparkSession.builder.remote(master).getOrCreate()
+        except Exception as exc:  # missing Connect client packages or a refused session
+            raise UserError(f"could not open a Spark Connect session on '{master}': {str(exc).splitlines()[0]}") from None
+    else:
+        _check_java()
+        # the workers must run this interpreter: it has numpy, pandas and pyarrow
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        builder = (SparkSession.builder.master(master).appName("uplift-studio")
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                   .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50000")
+                   .config("spark.sql.shuffle.partitions", os.environ.get("UPLIFT_SPARK_PARTITIONS", "8"))
+                   .config("spark.driver.memory", os.environ.get("UPLIFT_SPARK_DRIVER_MEMORY", "1g")))
+        try:
+            spark = builder.getOrCreate()
+        except Exception as exc:
+            raise UserError(f"could not start Spark on '{master}': {str(exc).splitlines()[0]}") from None
+        spark.sparkContext.setLogLevel("ERROR")
+    _SESSIONS[master] = spark
+    return spark
+
+
+def stop_sessions() -> None:
+    """Stop every session this process started (tests, benchmarks)."""
+    for spark in _SESSIONS.values():
+        spark.stop()
+    _SESSIONS.clear()
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def _csv_separator(path: Path) -> str:
+    import gzip
+
+    from ..io import GZIP_MAGIC, _sniff_delimiter
+
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    opener = gzip.open if head == GZIP_MAGIC else open
+    with opener(path, "rb") as handle:
+        text = handle.read(1 << 16).decode("utf-8", errors="replace")
+    return _sniff_delimiter(text)
+
+
+def read(spark, source, name: str | None = None):
+    """A Spark DataFrame over a log file, a Parquet folder or a glob, with its row positions in
+    ``_row`` (files in name order, rows in file order: the local engine's row order).
+
+    CSV columns are read as text (numbers are converted where a role needs them, like the
+    local engine's ``pd.to_numeric``); Parquet keeps its types.
+    """
+    from pyspark.sql import functions as F
+
+    from ..io import PARQUET_MAGIC, check_file, parquet_dataset
+
+    name = name or str(source)
+    files = parquet_dataset(source)
+    if files is None:
+        if check_file(source) == 0:
+            raise UserError(f"file '{name}' is empty (0 bytes); expected a CSV, CSV.GZ or Parquet file")
+        with open(source, "rb") as handle:
+            parquet = handle.read(4) == PARQUET_MAGIC
+        files = [Path(source)] if parquet else None
+    if files:
+        import pyarrow.parquet as pq
+
+        frames, offset = [], 0
+        for file in files:
+            frame = spark.read.parquet(str(Path(file).resolve()))
+            frames.append(frame.select("*", (F.col("_metadata.row_index") + F.lit(offset)).alias(ROW)))
+            offset += pq.ParquetFile(file).metadata.num_rows
+        out = frames[0]
+        for frame in frames[1:]:
+            out = out.unionByName(frame)
+        if offset == 0:
+            raise UserError(f"file '{name}' has a header but no data rows")
+        return out
+    path = Path(source)
+    frame = spark.read.csv(str(path.resolve()), header=True, sep=_csv_separator(path), inferSchema=False,
+                           enforceSchema=False)
+    columns = [c.strip() for c in frame.columns]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise UserError(f"file '{name}' has duplicated column names: {', '.join(repeated)}; each column needs its own name")
+    frame = frame.toDF(*columns)
+    # a CSV split keeps the file's order: partition k holds the rows before those of partition k+1
+    indexed = frame.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    out = spark.createDataFrame(indexed, StructType(frame.schema.fields + [StructField(ROW, LongType(), False)]))
+    if out.limit(1).count() == 0:
+        raise UserError(f"file '{name}' has a header but no data rows")
+    return out
+
+
+def to_pandas(frame) -> pd.DataFrame:
+    """Collect a (small) Spark DataFrame in row order, without ``_row``."""
+    out = frame.orderBy(ROW).toPandas() if ROW in frame.columns else frame.toPandas()
+    return out.drop(columns=[ROW], errors="ignore").reset_index(drop=True)
+
+
+def _number(column: str):
+    from pyspark.sql import functions as F
+
+    return F.col(f"`{column}`").try_cast("double")
+
+
+# --- a mapped log ----------------------------------------------------------------------------
+
+UNSUPPORTED = {"drop_incomplete": "--drop-incomplete", "text_as_missing": "--text-as-missing",
+               "value_long": "--value-long", "value_unit": "--value-unit"}
+
+
+@dataclass
+class SparkLog:
+    """A validated log on Spark: ``frame`` has ``_row``, ``_arm`` (text), ``_value``, ``_cost``
+    and ``_p`` (when mapped), the id column and the features; ``labels`` put the control first
+    (as :class:`~core.schema.ExperimentLog` does)."""
+
+    frame: object
+    args: object
+    labels: tuple[str, ...]
+    control: str
+    n: int
+    counts: dict[str, int]
+    has_cost: bool
+    has_propensity: bool
+    id_column: str | None
+    source: str
+    features: tuple[str, ...] = field(default=())
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        return self.labels[1:]
+
+    def local(self, require_value: bool = True):
+        """The same log as the local engine reads it (for fitting models on the driver)."""
+        from ..cli import load_log
+
+        if self.n > FIT_ROWS:
+            raise UserError(f"the log has {self.n:,} rows; models are fitted on one machine on at most {FIT_ROWS:,} rows: "
+                            "give --propensity and use the weighting estimators (--estimators ips,snips) on larger logs")
+        return load_log(self.args, require_value=require_value)
+
+
+def mapped_log(spark, args, require_value: bool = False) -> SparkLog:
+    """Read ``--data`` on Spark and check it against the mapping options (one pass of counts)."""
+    from pyspark.sql import functions as F
+
+    for attr, option in UNSUPPORTED.items():
+        if getattr(args, attr, None):
+            raise UserError(f"{option} is not supported by the Spark engine yet; run with --engine local")
+    frame = read(spark, args.data)
+    present = set(frame.columns) - {ROW}
+    roles = {"action": args.action, "value": args.value, "cost": args.cost, "propensity": args.propensity, "id": args.id}
+    missing = [f"{role} column '{col}'" for role, col in roles.items() if col and col not in present]
+    if require_value and not args.value:
+        raise UserError("the experiment log does not fit the mapping (1 problem): no value column is mapped; choose the outcome")
+    if missing:
+        raise UserError(f"{', '.join(missing)} not in the log; columns: {', '.join(sorted(present)[:30])}")
+    if args.cost and args.action_cost:
+        raise UserError(f"both a cost column '{args.cost}' and constant per-arm costs are given; choose one")
+    columns = [F.col(ROW), F.col(f"`{args.action}`").cast("string").alias("_arm")]
+    checks = [F.count(F.lit(1)).alias("n"), F.sum(F.col(f"`{args.action}`").isNull().cast("long")).alias("arm_null")]
+    numeric = {"value": args.value, "cost": args.cost, "propensity": args.propensity}
+    for role, col in numeric.items():
+        if not col:
+            continue
+        raw, number = F.col(f"`{col}`"), _number(col)
+        columns.append(number.alias({"value": "_value", "cost": "_cost", "propensity": "_p"}[role]))
+        checks += [F.sum((raw.isNotNull() & number.isNull()).cast("long")).alias(f"{role}_text"),
+                   F.sum(raw.isNull().cast("long")).alias(f"{role}_null"),
+                   F.min(F.when(raw.isNull(), F.col(ROW))).alias(f"{role}_first_null"),
+                   F.sum((F.abs(number) == float("inf")).cast("long")).alias(f"{role}_inf")]
+        if role == "propensity":
+            checks.append(F.sum((number.isNotNull() & ~((number > 0) & (number <= 1))).cast("long")).alias("p_range"))
+    if args.id:
+        columns.append(F.col(f"`{args.id}`"))
+        checks.append(F.sum(F.col(f"`{args.id}`").isNull().cast("long")).alias("id_null"))
+    features = ()
+    if args.features:
+        features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+        unknown = [f for f in features if f not in present]
+        if unknown:
+            raise UserError(f"feature column(s) {', '.join(map(repr, unknown))} not in the file")
+    row = frame.agg(*checks).collect()[0].asDict()
+    n = int(row["n"])
+    problems = []
+    if row["arm_null"]:
+        problems.append(f"action column '{args.action}' has {row['arm_null']} empty values")
+    for role, col in numeric.items():
+        if not col:
+            continue
+        if row[f"{role}_text"]:
+            problems.append(f"{role} column '{col}' has {row[f'{role}_text']} non-numeric values; expected numbers")
+        if row[f"{role}_null"]:
+            problems.append(f"{role} column '{col}' has {row[f'{role}_null']} missing values (first at row "
+                            f"{int(row[f'{role}_first_null']) + 1}); expected a number in every row")
+        if row[f"{role}_inf"]:
+            problems.append(f"{role} column '{col}' has infinite values at {row[f'{role}_inf']} rows")
+    if args.propensity and row["p_range"]:
+        problems.append(f"propensity column '{args.propensity}' has {row['p_range']} values outside (0, 1]; "
+                        "a logged probability must be > 0 and ≤ 1")
+    if args.id:
+        if row["id_null"]:
+            problems.append(f"id column '{args.id}' has {row['id_null']} empty ids")
+        duplicated = frame.groupBy(f"`{args.id}`").count().filter("count > 1").limit(3).collect()
+        if duplicated:
+            problems.append(f"id column '{args.id}' has duplicated ids (e.g. {', '.join(repr(str(r[0])) for r in duplicated)}); "
+                            "ids must be unique")
+    counts = {str(r["_arm"]): int(r["count"]) for r in frame.select(F.col(f"`{args.action}`").cast("string").alias("_arm"))
+              .groupBy("_arm").count().collect() if r["_arm"] is not None}
+    labels = sorted(counts)
+    if len(labels) < 2:
+        problems.append(f"action column '{args.action}' has {len(labels)} arm(s) ({', '.join(labels) or 'none'}); "
+                        "an experiment needs at least 2, including the control")
+    if args.control not in labels:
+        problems.append(f"control label '{args.control}' is not an arm of '{args.action}'; arms found: {', '.join(labels[:20])}")
+    cost_map = {}
+    if args.action_cost:
+        from ..schema import parse_action_cost
+
+        cost_map = dict(parse_action_cost(args.action_cost))
+        unknown_costs = [a for a in cost_map if a not in labels]
+        if unknown_costs:
+            problems.append(f"constant cost given for unknown arm(s) {', '.join(unknown_costs)}; arms: {', '.join(labels[:20])}")
+    if problems:
+        raise UserError(f"the experiment log does not fit the mapping ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
+                        problems)
+    if cost_map:
+        pairs = [x for label, amount in cost_map.items() for x in (F.lit(label), F.lit(float(amount)))]
+        columns.append(F.coalesce(F.create_map(*pairs)[F.col("_arm")], F.lit(0.0)).alias("_cost"))
+    columns += [F.col(f"`{f}`") for f in features if f not in {args.id}]
+    labels = (args.control, *[label for label in labels if label != args.control])
+    return SparkLog(frame.select(*columns), args, labels, args.control, n, counts, bool(args.cost or cost_map),
+                    bool(args.propensity), args.id, str(args.data), features)
+
+
+def batch_keys(batch: pd.DataFrame, id_column: str | None) -> np.ndarray:
+    """The counter-based generator's keys of a batch's rows (see :mod:`core.engines.keys`)."""
+    from .keys import row_keys
+
+    if id_column:
+        return row_keys(ids=batch[id_column].to_numpy())
+    return row_keys(positions=batch[ROW].to_numpy())
+
+
+def reduce_partitions(frame, per_partition, combine=None):
+    """Run ``per_partition(iterator of pandas batches) -> object`` on every partition of
+    ``frame`` and combine the results on the driver (``+`` by default); ``None`` results
+    (empty partitions) are skipped."""
+
+    def run(batches):
+        result = per_partition(batches)
+        if result is not None:
+            yield pd.DataFrame({"payload": [pickle.dumps(result)]})
+
+    parts = [pickle.loads(r["payload"]) for r in frame.mapInPandas(run, "payload binary").collect()]
+    if not parts:
+        return None
+    total = parts[0]
+    for part in parts[1:]:
+        total = combine(total, part) if combine else total + part
+    return total
+
+
+# --- SRM ---------------------------------------------------------------------------------------
+
+def arm_counts(spark, source, action: str, by: list[str]) -> pd.DataFrame:
+    """:func:`core.diagnostics.srm.count_arms` on Spark: counts per arm (and ``by`` columns) as text."""
+    from pyspark.sql import functions as F
+
+    frame = read(spark, source)
+    missing = [c for c in [action, *by] if c not in frame.columns]
+    if missing:
+        raise UserError(f"column(s) {', '.join(map(repr, missing))} not in the log; columns: {', '.join(frame.columns[:30])}")
+    keys = [F.col(f"`{c}`").cast("string").alias(f"by_{i}") for i, c in enumerate(by)]
+    counts = frame.groupBy(*keys, F.col(f"`{action}`").cast("string").alias("arm")).count().toPandas()
+    counts.columns = [*by, "arm", "n"]
+    counts["n"] = counts["n"].astype(np.int64)
+    if counts["arm"].isna().any():
+        raise UserError(f"action column '{action}' has {int(counts.loc[counts['arm'].isna(), 'n'].sum())} empty values")
+    return counts
+
+
+def propensity_sums(log: SparkLog) -> tuple[np.ndarray, np.ndarray]:
+    """Σ 1/p and Σ 1/p² per arm (``log.labels`` order), for the propensity-consistency test."""
+    from pyspark.sql import functions as F
+
+    rows = {r["_arm"]: r for r in log.frame.groupBy("_arm").agg(F.sum(1.0 / F.col("_p")).alias("s"),
+                                                                 F.sum(1.0 / (F.col("_p") * F.col("_p"))).alias("d")).collect()}
+    s = np.array([rows[l]["s"] if l in rows else 0.0 for l in log.labels])
+    d = np.array([rows[l]["d"] if l in rows else 0.0 for l in log.labels])
+    return s, d
+
+
+# --- OPE -------------------------------------------------------------------------------------
+
+def attach(spark, log: SparkLog, columns: dict[str, np.ndarray]) -> SparkLog:
+    """Join per-row arrays computed on the driver (indexed by row position) to the log."""
+    table = pd.DataFrame({ROW: np.arange(log.n, dtype=np.int64), **{k: np.asarray(v, dtype=float) for k, v in columns.items()}})
+    joined = log.frame.join(spark.createDataFrame(table), on=ROW, how="inner")
+    return SparkLog(joined, log.args, log.labels, log.control, log.n, log.counts, log.has_cost, log.has_propensity,
+                    log.id_column, log.source, log.features)
+
+
+def policy_frame(spark, log: SparkLog, path: str):
+    """The policy file's rows joined to the log (on ``id`` when both have ids, else by position):
+    ``_pa`` (the action, as text) or ``_pi__<j>`` (probabilities per arm)."""
+    from pyspark.sql import functions as F
+
+    policy = read(spark, path)
+    prob_cols = [c for c in policy.columns if str(c).startswith("prob__")]
+    if "action" in policy.columns and not prob_cols:
+        wanted, names = [F.col("action").cast("string").alias("_pa")], ["_pa"]
+    elif prob_cols:
+        unknown = [c[len("prob__"):] for c in prob_cols if c[len("prob__"):] not in log.labels]
+        if unknown:
+            raise UserError(f"the policy file has probabilities for arm(s) {', '.join(map(repr, unknown))} not in the log")
+        names = [f"_pi__{log.labels.index(c[len('prob__'):])}" for c in prob_cols]
+        wanted = [_number(c).alias(name) for c, name in zip(prob_cols, names)]
+        for c in prob_cols:
+            number = _number(c)
+            if policy.filter(number.isNull() | (number < 0) | (number > 1)).limit(1).count():
+                raise UserError(f"column '{c}' must hold probabilities between 0 and 1 in every row")
+    else:
+        raise UserError("the policy file needs an 'action' column or prob__<arm> columns")
+    if log.id_column and "id" in policy.columns:
+        keyed = policy.select(F.col("id").cast("string").alias("_pid"), *wanted)
+        duplicated = keyed.groupBy("_pid").count().filter("count > 1").limit(1).collect()
+        if duplicated:
+            raise UserError(f"the policy file has duplicated ids (e.g. {duplicated[0]['_pid']!r})")
+        keyed = keyed.withColumn("_matched", F.lit(True))
+        joined = log.frame.withColumn("_pid", F.col(f"`{log.id_column}`").cast("string")).join(keyed, on="_pid", how="left")
+        lost = joined.filter(F.col("_matched").isNull())
+        n_missing = lost.count()
+        if n_missing:
+            first = lost.orderBy(ROW).select("_pid").first()[0]
+            raise UserError(f"the policy file has no row for {n_missing:,} customers of the log (e.g. id {first!r}); "
+                            "every logged customer needs a decision")
+        return joined.drop("_pid", "_matched")
+    n_policy = policy.count()
+    if n_policy != log.n:
+        raise UserError(f"the policy file has {n_policy:,} rows but the log has {log.n:,}; add an id column (and map --id) to join them")
+    return log.frame.join(policy.select(F.col(ROW), *wanted), on=ROW, how="inner")
+
+
+@dataclass
+class _OPEPart:
+    sums: object
+    used: np.ndarray
+    positive: np.ndarray
+    bad_rows: int
+    first_bad: tuple
+    unknown: frozenset
+    p_bad: int
+
+    def __add__(self, other: "_OPEPart") -> "_OPEPart":
+        return _OPEPart(self.sums + other.sums, self.used + other.used, self.positive + other.positive,
+                        self.bad_rows + other.bad_rows, min(self.first_bad, other.first_bad), self.unknown | other.unknown,
+                        self.p_bad + other.p_bad)
+
+
+def ope(spark, args, log: SparkLog, policy_spec: dict, q: dict, estimators, propensity_source: str) -> dict:
+    """The ``ope`` command's numbers on Spark; ``q`` says which driver-fitted columns were joined."""
+    from ..ope.compare import evaluation_from_sums, exact_bootstrap, policy_rows, row_sums
+
+    labels = list(log.labels)
+    k = len(labels)
+    control_index = labels.index(log.control)
+    exact = exact_bootstrap(log.n, args.bootstrap)
+    clip, tau, n_boot, seed = args.clip, args.switch_tau, args.bootstrap, args.seed
+    # the partition function must not capture Spark objects (DataFrames, the session)
+    kind, arm_index = policy_spec["kind"], policy_spec.get("index")
+    estimated, fitted = bool(q.get("estimated")), bool(q.get("fitted"))
+    id_column, has_cost = log.id_column, log.has_cost
+
+    def per_partition(batches):
+        total = None
+        for batch in batches:
+            if batch.empty:
+                continue
+            n_b = len(batch)
+            index = pd.Categorical(batch["_arm"], categories=labels).codes.astype(np.int64)
+            eye = np.eye(k)
+            unknown = frozenset()
+            logged_prob = None
+            if kind == "arm":
+                matrix = np.tile(eye[arm_index], (n_b, 1))
+            elif kind == "random":
+                matrix = np.full((n_b, k), 1.0 / k)
+            elif kind == "logging":
+                matrix = batch[[f"_pm__{j}" for j in range(k)]].to_numpy(float) if estimated else eye[index]
+            elif kind == "action":
+                chosen = pd.Categorical(batch["_pa"], categories=labels).codes
+                unknown = frozenset(batch.loc[chosen < 0, "_pa"].astype(str).tolist())
+                matrix = eye[np.maximum(chosen, 0)]
+            else:
+                matrix = np.zeros((n_b, k))
+                for j in range(k):
+                    if f"_pi__{j}" in batch.columns:
+                        matrix[:, j] = batch[f"_pi__{j}"].to_numpy(float)
+            propensity = batch["_pe"].to_numpy(float) if estimated else batch["_p"].to_numpy(float)
+            if kind == "logging":
+                logged_prob = propensity
+            else:
+                logged_prob = matrix[np.arange(n_b), index]
+            sums_rows = matrix.sum(axis=1)
+            bad = np.abs(sums_rows - 1.0) > 1e-6
+            rows = batch[ROW].to_numpy()
+            first_bad = (int(rows[bad].min()), float(sums_rows[bad][np.argmin(rows[bad])])) if bad.any() else (np.iinfo(np.int64).max, 0.0)
+            if fitted:
+                q_value = batch[[f"_qv__{j}" for j in range(k)]].to_numpy(float)
+                q_cost = batch[[f"_qc__{j}" for j in range(k)]].to_numpy(float) if has_cost else None
+            else:
+                q_value = np.zeros((n_b, k))
+                q_cost = np.zeros((n_b, k)) if has_cost else None
+            cost = batch["_cost"].to_numpy(float) if has_cost else None
+            stats, w, clipped = policy_rows(batch["_value"].to_numpy(float), cost, q_value, q_cost, index, control_index,
+                                            matrix, logged_prob, propensity, clip, tau)
+            part = _OPEPart(row_sums(stats, w, clipped, batch_keys(batch, id_column), n_boot, seed, exact),
+                            matrix.sum(axis=0), (matrix > 0).sum(axis=0), int(bad.sum()), first_bad, unknown,
+                            int(((propensity <= 0) | np.isnan(propensity)).sum()))
+            total = part if total is None else total + part
+        return total
+
+    part = reduce_partitions(policy_spec["frame"], per_partition)
+    name = policy_spec["name"]
+    if part.unknown:
+        raise UserError(f"policy '{name}' uses arm(s) {', '.join(map(repr, sorted(part.unknown)[:5]))} that are not in the log; "
+                        f"arms: {', '.join(labels)}")
+    if part.bad_rows:
+        raise UserError(f"policy '{name}': probabilities of row {part.first_bad[0] + 1} sum to {part.first_bad[1]:.6g}, not 1 "
+                        f"({part.bad_rows:,} rows affected)")
+    for j, label in enumerate(labels):
+        if log.counts.get(label, 0) == 0 and part.positive[j] > 0:
+            raise UserError(f"policy '{name}' sends '{label}' to {int(part.positive[j]):,} customers, but '{label}' "
+                            "was never logged: there is no support to evaluate it")
+    if part.p_bad:
+        raise UserError(f"{part.p_bad:,} rows have a propensity of 0 (or none); a logged action with probability 0 cannot be reweighted")
+    logged_share = np.array([log.counts.get(l, 0) for l in labels]) / log.n
+    result = evaluation_from_sums(name, part.sums, labels, log.control, estimators, n_boot, args.alpha, seed, logged_share,
+                                  part.used / log.n)
+    return result
