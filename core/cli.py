@@ -461,21 +461,37 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     return out
 
 
+def _allocation_setting(args: argparse.Namespace, arms: list[str]) -> dict:
+    setting: dict = {"cpi_max": args.cpi_max}
+    if args.offer_cost:
+        text = args.offer_cost.strip()
+        try:
+            setting["offer_costs"] = dict.fromkeys(arms, float(text))
+        except ValueError:
+            setting["offer_costs"] = parse_label_floats(text, "--offer-cost")
+        setting["cost_basis"] = "per_send"
+    return setting
+
+
+def _write_allocation_table(table, path: str) -> None:
+    try:
+        table.to_csv(path, index=False)
+    except OSError as exc:
+        raise UserError(f"--allocation-out '{path}' cannot be written: {exc.strerror}") from exc
+
+
 def cmd_allocate(args: argparse.Namespace) -> dict:
     from .decision.allocate import allocate
     from .decision.policy import candidates_for_plan, score_arms
     from .io import read_table
 
-    scores = read_table(args.scores, name=args.scores)
     caps = {k: v for k, v in parse_label_floats(args.cap, "--cap").items()} if args.cap else None
-    setting: dict = {"cpi_max": args.cpi_max}
-    if args.offer_cost:
-        text = args.offer_cost.strip()
-        try:
-            setting["offer_costs"] = dict.fromkeys(score_arms(scores), float(text))
-        except ValueError:
-            setting["offer_costs"] = parse_label_floats(text, "--offer-cost")
-        setting["cost_basis"] = "per_send"
+    if args.engine == "spark":
+        out = _allocate_spark(args, caps)
+        if out is not None:
+            return out
+    scores = read_table(args.scores, name=args.scores) if args.engine == "local" else args.collected_scores
+    setting = _allocation_setting(args, score_arms(scores))
     candidates = candidates_for_plan(scores, setting)
     result = allocate(candidates, args.budget, args.control, method=args.method, caps=caps, solver=args.solver)
     out = result.to_dict()
@@ -486,10 +502,44 @@ def cmd_allocate(args: argparse.Namespace) -> dict:
         if "cold_start" in scores.columns:
             table["cold_start"] = scores["cold_start"].astype(bool).to_numpy()
             out["cold_start"] = int(table["cold_start"].sum())
-        try:
-            table.to_csv(args.allocation_out, index=False)
-        except OSError as exc:
-            raise UserError(f"--allocation-out '{args.allocation_out}' cannot be written: {exc.strerror}") from exc
+        _write_allocation_table(table, args.allocation_out)
+        out["allocation_path"] = args.allocation_out
+    return out
+
+
+def _allocate_spark(args: argparse.Namespace, caps) -> dict | None:
+    """``allocate`` on Spark.  The fast method's frontier runs there; the exact MILP is solved on
+    one machine, so an instance small enough for it (or with caps) is collected to the driver and
+    solved as locally (``None`` is returned and ``args.collected_scores`` holds the table)."""
+    import time
+
+    from .decision.allocate import AUTO_EXACT_LIMIT, _validate_budget, _validate_caps
+    from .engines import spark as engine
+
+    start = time.perf_counter()
+    spark = spark_session(args)
+    scores = engine.read(spark, args.scores)
+    arms = [c[len("tau_value__"):] for c in scores.columns if c.startswith("tau_value__")]
+    setting = _allocation_setting(args, arms)
+    segments, summary = engine.option_segments(spark, scores, setting)
+    budget = _validate_budget(args.budget)
+    caps = _validate_caps(caps, tuple(arms))
+    if args.method == "fast" and caps:
+        raise UserError("the fast method does not handle --cap; use --method exact or auto")
+    if args.method == "exact" or (args.method == "auto" and (caps or summary.options <= AUTO_EXACT_LIMIT)):
+        args.collected_scores = engine.to_pandas(scores)
+        return None
+    plan = engine.frontier_plan(spark, segments, summary, budget)
+    counts = {args.control: int(plan["counts"][0]), **{a: int(plan["counts"][j + 1]) for j, a in enumerate(arms)}}
+    bound = plan["upper_bound"]
+    out = {"total_value": plan["total_value"], "total_cost": plan["total_cost"], "counts": counts, "upper_bound": bound,
+           "gap": max(0.0, (bound - plan["total_value"]) / bound) if bound > 0 else 0.0, "method": "fast",
+           "seconds": time.perf_counter() - start, "budget": budget, "lambda": plan["lambda"], "solver": None,
+           "pruned": dict(zip(arms, (int(x) for x in summary.pruned)))}
+    if args.allocation_out:
+        cold = engine.write_allocation(spark, scores, setting, plan, args.control, args.allocation_out)
+        if cold is not None:
+            out["cold_start"] = cold
         out["allocation_path"] = args.allocation_out
     return out
 

@@ -528,3 +528,241 @@ def ope(spark, args, log: SparkLog, policy_spec: dict, q: dict, estimators, prop
     result = evaluation_from_sums(name, part.sums, labels, log.control, estimators, n_boot, args.alpha, seed, logged_share,
                                   part.used / log.n)
     return result
+
+
+# --- allocation: the frontier on Spark ----------------------------------------------------------
+
+@dataclass
+class _Options:
+    """Pass A's summary of the option table, per partition and then in total."""
+
+    n: int
+    options: int
+    pruned: np.ndarray
+    base_value: float
+    base_cost: float
+    base_counts: np.ndarray  # customers per starting vertex arm (index 0 = no offer, j + 1 = arm j)
+    error: str | None = None
+
+    def __add__(self, other: "_Options") -> "_Options":
+        return _Options(self.n + other.n, self.options + other.options, self.pruned + other.pruned,
+                        self.base_value + other.base_value, self.base_cost + other.base_cost,
+                        self.base_counts + other.base_counts, self.error or other.error)
+
+
+def _segments_of(batch: pd.DataFrame, setting: dict):
+    """One batch of customers: their candidates, hull segments (with the arm at each end,
+    −1 = no offer) and the batch's summary."""
+    from ..decision.allocate import Frontier
+    from ..decision.policy import candidates_for_plan
+
+    candidates = candidates_for_plan(batch.drop(columns=[ROW]).reset_index(drop=True), setting)
+    frontier = Frontier(candidates)
+    rows = batch[ROW].to_numpy()
+    unit, pos = frontier.seg_unit, frontier.seg_pos
+    arm_at = lambda u, p: frontier._order[u, frontier._hull[u, p]].astype(np.int64) - 1  # noqa: E731
+    segments = pd.DataFrame({"unit": rows[unit], "pos": pos.astype(np.int64), "d_cost": frontier.d_cost,
+                             "d_value": frontier.d_value, "eff": frontier.efficiency,
+                             "from_arm": arm_at(unit, pos), "to_arm": arm_at(unit, pos + 1)})
+    start = arm_at(np.arange(candidates.n), np.zeros(candidates.n, dtype=np.int64))
+    summary = _Options(candidates.n, int(candidates.mask.sum()), np.array([v for v in candidates.pruned_counts().values()]),
+                       frontier.base_value, frontier.base_cost, np.bincount(start + 1, minlength=len(candidates.arms) + 1))
+    return candidates, frontier, segments, summary
+
+
+SEGMENT_SCHEMA = "unit long, pos long, d_cost double, d_value double, eff double, from_arm long, to_arm long, payload binary"
+
+
+def option_segments(spark, scores, setting: dict):
+    """Pass A: every customer's hull segments (a Spark DataFrame) and the option table's summary."""
+    from pyspark import StorageLevel
+
+    from ..errors import UserError as _UserError
+
+    def payload_row(obj) -> pd.DataFrame:
+        return pd.DataFrame({"unit": [-1], "pos": [0], "d_cost": [0.0], "d_value": [0.0], "eff": [0.0], "from_arm": [0],
+                             "to_arm": [0], "payload": [pickle.dumps(obj)]})
+
+    def run(batches):
+        total = None
+        for batch in batches:
+            if batch.empty:
+                continue
+            try:
+                _, _, segments, summary = _segments_of(batch, setting)
+            except _UserError as exc:
+                yield payload_row(str(exc))
+                return
+            total = summary if total is None else total + summary
+            yield segments.assign(payload=None)
+        if total is not None:
+            yield payload_row(total)
+
+    frame = scores.mapInPandas(run, SEGMENT_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+    parts = [pickle.loads(r["payload"]) for r in frame.filter("unit < 0").select("payload").collect()]
+    errors = [p for p in parts if isinstance(p, str)]
+    if errors:
+        frame.unpersist()
+        raise UserError(errors[0])
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return frame.filter("unit >= 0").drop("payload"), total
+
+
+def frontier_plan(spark, segments, summary: _Options, budget: float) -> dict:
+    """The fast allocation at ``budget`` from the hull segments: one global sort by efficiency
+    (ties in customer order, as :class:`~core.decision.allocate.Frontier`), cumulative sums
+    through per-partition offsets, then the fill of the budget left over on the driver."""
+    from pyspark import StorageLevel, TaskContext
+    from pyspark.sql import functions as F
+
+    ordered = segments.orderBy(F.desc("eff"), "unit", "pos").persist(StorageLevel.MEMORY_AND_DISK)
+
+    def totals(batches):
+        count, cost, value = 0, 0.0, 0.0
+        for batch in batches:
+            count += len(batch)
+            cost += float(batch["d_cost"].sum())
+            value += float(batch["d_value"].sum())
+        yield pd.DataFrame({"pid": [TaskContext.get().partitionId()], "count": [count], "cost": [cost], "value": [value]})
+
+    parts = ordered.mapInPandas(totals, "pid long, count long, cost double, value double").toPandas().sort_values("pid")
+    parts = parts.reset_index(drop=True)
+    limit = budget - summary.base_cost + 1e-9
+    offset_count = np.r_[0, np.cumsum(parts["count"].to_numpy())]
+    offset_cost = np.r_[0.0, np.cumsum(parts["cost"].to_numpy())]
+    offset_value = np.r_[0.0, np.cumsum(parts["value"].to_numpy())]
+    crossing = np.flatnonzero(offset_cost[1:] > limit)
+    n_segments = int(offset_count[-1])
+    k, cum_cost, cum_value, next_segment = n_segments, offset_cost[-1], offset_value[-1], None
+    for p in crossing[:1]:
+        pid = int(parts.loc[p, "pid"])
+        rows = ordered.filter(F.spark_partition_id() == pid).toPandas()
+        local_cost = offset_cost[p] + np.cumsum(rows["d_cost"].to_numpy())
+        j = int(np.searchsorted(local_cost, limit, side="right"))
+        k = int(offset_count[p]) + j
+        cum_cost = local_cost[j - 1] if j else offset_cost[p]
+        cum_value = offset_value[p] + (float(np.cumsum(rows["d_value"].to_numpy())[j - 1]) if j else 0.0)
+        next_segment = rows.iloc[j]
+    spent_value, spent_cost = summary.base_value + cum_value, summary.base_cost + cum_cost
+    bound, lam = spent_value, 0.0
+    if next_segment is not None:
+        d_cost = float(next_segment["d_cost"])
+        fraction = (budget - spent_cost) / d_cost if d_cost > 0 else 0.0
+        bound += max(0.0, min(1.0, fraction)) * float(next_segment["d_value"])
+        lam = float(next_segment["eff"])
+
+    starts = offset_count[:-1]
+    pid_offset = {int(pid): int(start) for pid, start in zip(parts["pid"], starts)}
+
+    def mark(batches):
+        pid = TaskContext.get().partitionId()
+        at = pid_offset.get(pid, 0)
+        for batch in batches:
+            rank = at + np.arange(len(batch))
+            at += len(batch)
+            yield batch.assign(taken=rank < k)
+
+    marked = ordered.mapInPandas(mark, "unit long, pos long, d_cost double, d_value double, eff double, "
+                                       "from_arm long, to_arm long, taken boolean")
+    per_unit = (marked.filter("taken").groupBy("unit")
+                .agg(F.count(F.lit(1)).alias("c"), F.max_by("to_arm", "pos").alias("last_arm"),
+                     F.min_by("from_arm", "pos").alias("base_arm")))
+    per_unit = per_unit.persist(StorageLevel.MEMORY_AND_DISK)
+    left = budget - spent_cost
+    fill = pd.DataFrame()
+    if next_segment is not None:
+        fill = (marked.filter(~F.col("taken") & (F.col("d_cost") <= left + 1e-9)).join(per_unit, on="unit", how="left")
+                .filter(F.col("pos") == F.coalesce(F.col("c"), F.lit(0))).toPandas())
+    arms_plus = len(summary.base_counts)
+    counts = summary.base_counts.astype(np.int64).copy()
+    for r in per_unit.groupBy("base_arm", "last_arm").count().collect():
+        counts[int(r["base_arm"]) + 1] -= int(r["count"])
+        counts[int(r["last_arm"]) + 1] += int(r["count"])
+    fill_value = fill_cost = 0.0
+    filled_rows = []
+    if len(fill):
+        fill = fill.sort_values("unit", kind="stable").reset_index(drop=True)
+        dc, dv = fill["d_cost"].to_numpy(), fill["d_value"].to_numpy()
+        for i in np.argsort(-(dv / np.where(dc > 0, dc, 1e-300)), kind="stable"):
+            if dc[i] <= left + 1e-9:
+                row = fill.iloc[i]
+                before = int(row["last_arm"]) if pd.notna(row["c"]) else int(row["from_arm"])
+                counts[before + 1] -= 1
+                counts[int(row["to_arm"]) + 1] += 1
+                fill_value += dv[i]
+                fill_cost += dc[i]
+                left -= dc[i]
+                filled_rows.append((int(row["unit"]), int(row["to_arm"])))
+    taken_sums = marked.filter("taken").agg(F.sum("d_value"), F.sum("d_cost")).collect()[0]
+    total_value = summary.base_value + (taken_sums[0] or 0.0) + fill_value
+    total_cost = summary.base_cost + (taken_sums[1] or 0.0) + fill_cost
+    assert counts.sum() == summary.n and arms_plus == len(counts)
+    return {"total_value": float(total_value), "total_cost": float(total_cost), "counts": counts, "upper_bound": float(bound),
+            "lambda": lam, "per_unit": per_unit, "filled": filled_rows, "ordered": ordered}
+
+
+def write_allocation(spark, scores, setting: dict, plan: dict, control: str, path: str) -> int | None:
+    """The allocation CSV of a :func:`frontier_plan` (one row per customer, in row order), built
+    per batch on Spark and appended to ``path`` part by part.  Returns the number of cold starts
+    when the scores flag them."""
+    import shutil
+    import tempfile
+
+    from pyspark.sql import functions as F
+
+    from ..decision.allocate import Allocation
+
+    moved = plan["per_unit"].select(F.col("unit").alias(ROW), F.col("last_arm").alias("_arm_taken"))
+    if plan["filled"]:
+        filled = spark.createDataFrame(pd.DataFrame(plan["filled"], columns=[ROW, "_arm_filled"]))
+        moved = moved.join(filled, on=ROW, how="full_outer")
+    else:
+        moved = moved.withColumn("_arm_filled", F.lit(None).cast("long"))
+    joined = scores.join(moved, on=ROW, how="left")
+    lam = plan["lambda"]
+    has_ids, has_cold = "id" in scores.columns, "cold_start" in scores.columns
+
+    def run(batches):
+        for batch in batches:
+            if batch.empty:
+                continue
+            scores_only = batch.drop(columns=["_arm_taken", "_arm_filled"])
+            candidates, frontier, _, _ = _segments_of(scores_only, setting)
+            n = candidates.n
+            start = frontier._order[np.arange(n), frontier._hull[np.arange(n), 0]].astype(np.int64) - 1
+            taken = batch["_arm_taken"].to_numpy(dtype=float, na_value=np.nan)
+            extra = batch["_arm_filled"].to_numpy(dtype=float, na_value=np.nan)
+            choice = np.where(~np.isnan(extra), extra, np.where(~np.isnan(taken), taken, start)).astype(np.int64)
+            plan_rows = Allocation(candidates.arms, control, choice, 0.0, 0.0, 0.0, "fast", 0.0, 0.0, lam, ~np.isnan(extra))
+            ids = batch["id"].astype(str).to_numpy() if has_ids else batch[ROW].astype(str).to_numpy()
+            table = plan_rows.to_frame(ids, candidates)
+            if has_cold:
+                table["cold_start"] = batch["cold_start"].astype(bool).to_numpy()
+            yield table.assign(**{ROW: batch[ROW].to_numpy()})
+
+    schema = ("id string, action string, tau_value double, tau_cost double, score double, reason string"
+              + (", cold_start boolean" if has_cold else "") + f", {ROW} long")
+    table = joined.mapInPandas(run, schema)
+    folder = tempfile.mkdtemp(prefix="allocation-")
+    try:
+        table.orderBy(ROW).write.mode("overwrite").parquet(folder)
+        import pyarrow.parquet as pq
+
+        parts = sorted(p for p in Path(folder).glob("part-*.parquet"))
+        cold = 0
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                header = True
+                for part in parts:
+                    frame = pq.read_table(part).to_pandas().sort_values(ROW).drop(columns=[ROW])
+                    if has_cold:
+                        cold += int(frame["cold_start"].sum())
+                    frame.to_csv(handle, index=False, header=header)
+                    header = False
+        except OSError as exc:
+            raise UserError(f"--allocation-out '{path}' cannot be written: {exc.strerror}") from exc
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return cold if has_cold else None
