@@ -422,9 +422,11 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     from .evaluation import evaluate
     from .io import read_table
 
-    log = load_log(args, require_value=True)
     if bool(args.scores) == bool(args.score_column):
         raise UserError("give either --scores CSV or --score-column COL with --treatment L")
+    if args.engine == "spark":
+        return _evaluate_spark(args)
+    log = load_log(args, require_value=True)
     if args.scores:
         scores = align_scores(log, read_table(args.scores, name=args.scores), f"--scores '{args.scores}'")
         arms = [a for a in log.treatments if f"tau_value__{a}" in scores.columns]
@@ -452,13 +454,51 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
         bad = pd.to_numeric(scores[column], errors="coerce").isna()
         if bad.any():
             raise UserError(f"score column '{column}' has {int(bad.sum())} missing or non-numeric values (first at row {int(bad.idxmax()) + 1})")
-    result = evaluate(log, scores, n_bins=args.bins, arms=arms)
+    return _evaluation_output(evaluate(log, scores, n_bins=args.bins, arms=arms))
+
+
+def _evaluation_output(result) -> dict:
     out = result.to_dict()
     for arm in out:
         out[arm]["weighted"] = result.weighted
     for note in result.notes:
         sys.stderr.write(f"warning: {note}\n")
     return out
+
+
+def _evaluate_spark(args: argparse.Namespace) -> dict:
+    """``evaluate`` on Spark: the log and the scores joined there, every curve from sums per
+    distinct score (the local engine's formulas)."""
+    from pyspark.sql import functions as F
+
+    from .engines import spark as engine
+
+    spark = spark_session(args)
+    log = engine.mapped_log(spark, args, require_value=True, keep=[args.score_column] if args.score_column else ())
+    if args.treatment and args.treatment not in log.labels:
+        raise UserError(f"--treatment '{args.treatment}' is not an arm of the log; arms: {', '.join(log.labels)}")
+    if args.treatment == log.control:
+        raise UserError(f"--treatment '{args.treatment}' is the control; name an offer")
+    if args.scores:
+        frame, columns = engine.scores_frame(spark, log, args.scores)
+        arms = [args.treatment] if args.treatment else [a for a in log.treatments if f"tau_value__{a}" in columns]
+    else:
+        if not args.treatment:
+            raise UserError("--score-column needs --treatment L: the arm the score ranks against the control")
+        if args.score_column not in log.frame.columns:
+            raise UserError(f"--score-column '{args.score_column}' is not in the log")
+        frame = log.frame.withColumn(f"tau_value__{args.treatment}", F.col(f"`{args.score_column}`").try_cast("double"))
+        columns = [f"tau_value__{args.treatment}"]
+        if log.has_cost:
+            frame = frame.withColumn(f"tau_cost__{args.treatment}", F.lit(1.0))
+            columns.append(f"tau_cost__{args.treatment}")
+        arms = [args.treatment]
+    for arm in arms:
+        if f"tau_value__{arm}" not in columns:
+            raise UserError(f"the scores have no column 'tau_value__{arm}'")
+    if not arms:
+        raise UserError("the scores have no tau_value__<arm> column for any arm of the log; arms: " + ", ".join(log.treatments))
+    return _evaluation_output(engine.evaluate(spark, log, frame, columns, arms, args.bins))
 
 
 def _allocation_setting(args: argparse.Namespace, arms: list[str]) -> dict:

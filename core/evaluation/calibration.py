@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..diagnostics.readout import hajek_difference
+from ..diagnostics.readout import hajek_mean_var
 from ..errors import UserError
 
 
@@ -80,15 +80,28 @@ def calibration_bins(y, score, treatment, weights=None, n_bins: int = 10, alpha:
     for b in range(max(n_bins, 1)):
         in_bin = bins == b
         t_rows, c_rows = in_bin & (treatment == 1), in_bin & (treatment == 0)
-        row = {"bin": b + 1, "n": int(in_bin.sum()), "n_treated": int(t_rows.sum()), "n_control": int(c_rows.sum()),
-               "predicted": float(score[in_bin].mean()) if in_bin.any() else float("nan"),
-               "observed": float("nan"), "se": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "note": ""}
-        if t_rows.sum() < 2 or c_rows.sum() < 2:
-            row["note"] = "fewer than 2 treated rows" if t_rows.sum() < 2 else "fewer than 2 control rows"
-        else:
-            observed, se = hajek_difference(y, w, t_rows, c_rows)
-            row.update(observed=observed, se=se, ci_low=observed - z * se, ci_high=observed + z * se)
-        rows.append(row)
+        n_t, n_c = int(t_rows.sum()), int(c_rows.sum())
+        moments = [hajek_mean_var(y[r], w[r]) if k >= 2 else None for r, k in ((t_rows, n_t), (c_rows, n_c))]
+        rows.append(bin_row(b, n_t, n_c, float(score[in_bin].mean()) if in_bin.any() else float("nan"), *moments, z))
+    return calibration_from_rows(rows)
+
+
+def bin_row(b: int, n_t: int, n_c: int, predicted: float, treated: tuple[float, float] | None,
+            control: tuple[float, float] | None, z: float) -> dict:
+    """One bin's row: counts, mean prediction, and the observed uplift from each arm's Hájek
+    (mean, variance of the mean) — ``None`` for an arm with fewer than 2 rows."""
+    row = {"bin": b + 1, "n": int(n_t + n_c), "n_treated": int(n_t), "n_control": int(n_c), "predicted": predicted,
+           "observed": float("nan"), "se": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "note": ""}
+    if n_t < 2 or n_c < 2:
+        row["note"] = "fewer than 2 treated rows" if n_t < 2 else "fewer than 2 control rows"
+    else:
+        observed, se = treated[0] - control[0], float(np.sqrt(treated[1] + control[1]))
+        row.update(observed=observed, se=se, ci_low=observed - z * se, ci_high=observed + z * se)
+    return row
+
+
+def calibration_from_rows(rows: list[dict]) -> Calibration:
+    """The calibration line and monotonicity from the bins' rows (see :func:`bin_row`)."""
     table = pd.DataFrame(rows)
     usable = table["observed"].notna() & (table["se"] > 0)
     slope = intercept = float("nan")
@@ -102,3 +115,14 @@ def calibration_bins(y, score, treatment, weights=None, n_bins: int = 10, alpha:
     observed = table.loc[table["observed"].notna(), "observed"].to_numpy()
     monotonicity = float(stats.spearmanr(np.arange(len(observed)), observed)[0]) if len(observed) >= 3 else float("nan")
     return Calibration(table, slope, intercept, monotonicity)
+
+
+def bins_from_counts(counts: np.ndarray, n_bins: int) -> np.ndarray:
+    """:func:`equal_count_bins` from the row counts of the distinct scores (ascending): the bin
+    of each distinct score."""
+    counts = np.asarray(counts, dtype=np.int64)
+    n_bins = int(min(n_bins, len(counts)))
+    if n_bins <= 1:
+        return np.zeros(len(counts), dtype=int)
+    ranks = np.r_[0, np.cumsum(counts)[:-1]]
+    return np.minimum((ranks * n_bins) // counts.sum(), n_bins - 1).astype(int)

@@ -52,24 +52,78 @@ def _check(y, score, treatment, weights=None):
     return y, score, treatment, weights
 
 
-def _cumulative(y, score, treatment, weights=None):
-    """Cumulative counts and sums at each distinct score, highest first.
+GROUP_SUMS = ("n", "n_t", "w_t", "w_c", "wy_t", "wy_c")
 
-    With ``weights`` the per-group means become Hájek (weighted) means, while the counts that
-    scale them stay unweighted, so equal weights give exactly the unweighted curves.
+
+def score_groups(y, score, treatment, weights=None, extra=None) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct scores, highest first, and per score the sums :data:`GROUP_SUMS` (count,
+    treated count, weight of each arm, weighted outcome of each arm), then the weighted sums of
+    each ``extra`` outcome per arm.
+
+    Every curve below is a function of these group sums, which is what lets the Spark engine
+    compute them with one ``groupBy`` (see :mod:`core.engines.spark`).
     """
     order = np.argsort(score, kind="mergesort")[::-1]
     y, score, treatment = y[order], score[order], treatment[order]
     w = np.ones_like(y) if weights is None else weights[order]
-    thresholds = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]
-    num_all = (thresholds + 1).astype(float)
-    num_t = np.cumsum(treatment)[thresholds]
+    columns = [np.ones_like(y), treatment, w * treatment, w * (1 - treatment), w * y * treatment, w * y * (1 - treatment)]
+    for other in extra or ():
+        other = np.asarray(other, dtype=float)[order]
+        columns += [w * other * treatment, w * other * (1 - treatment)]
+    starts = np.r_[0, np.flatnonzero(np.diff(score)) + 1]
+    return score[starts], np.add.reduceat(np.column_stack(columns), starts, axis=0)
+
+
+def cumulative_from_groups(sums: np.ndarray, outcome: int = 0):
+    """Cumulative counts and (Hájek) means at each distinct score from :func:`score_groups`'
+    sums; ``outcome`` k > 0 uses the k-th extra outcome's sums instead of y's."""
+    c = np.cumsum(sums, axis=0)
+    num_all, num_t = c[:, 0], c[:, 1]
     num_c = num_all - num_t
-    w_t = np.cumsum(w * treatment)[thresholds]
-    w_c = np.cumsum(w * (1 - treatment))[thresholds]
-    mean_t = _ratio(np.cumsum(w * y * treatment)[thresholds], w_t)
-    mean_c = _ratio(np.cumsum(w * y * (1 - treatment))[thresholds], w_c)
-    return num_all, num_t, num_c, mean_t, mean_c
+    at = 4 + 2 * outcome
+    return num_all, num_t, num_c, _ratio(c[:, at], c[:, 2]), _ratio(c[:, at + 1], c[:, 3])
+
+
+def qini_from_groups(sums: np.ndarray, outcome: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    num_all, num_t, num_c, mean_t, mean_c = cumulative_from_groups(sums, outcome)
+    q = np.where(num_c > 0, num_t * (mean_t - mean_c), num_t * mean_t)
+    return np.r_[0.0, num_all], np.r_[0.0, q]
+
+
+def uplift_from_groups(sums: np.ndarray, outcome: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    num_all, _, _, mean_t, mean_c = cumulative_from_groups(sums, outcome)
+    return np.r_[0.0, num_all], np.r_[0.0, (mean_t - mean_c) * num_all]
+
+
+def perfect_uplift_score(y, treatment, summand_is_y: bool) -> np.ndarray:
+    """scikit-uplift's ideal uplift score ``2·[y = t] + (y or t)``."""
+    return 2 * (y == treatment) + (y if summand_is_y else treatment)
+
+
+def uplift_at_top_from_groups(sums: np.ndarray, fraction: float) -> float:
+    if not 0 < fraction <= 1:
+        raise UserError(f"top fraction must be in (0, 1], got {fraction}")
+    num_all, num_t, num_c, mean_t, mean_c = cumulative_from_groups(sums)
+    k = int(np.searchsorted(num_all, fraction * num_all[-1] - 1e-9))
+    if num_t[k] == 0 or num_c[k] == 0:
+        return float("nan")
+    return float(mean_t[k] - mean_c[k])
+
+
+def finite_ranking(score) -> np.ndarray:
+    """±∞ ranking keys (free value, worthless) as the largest/smallest finite floats."""
+    score = np.asarray(score, dtype=float)
+    return np.where(np.isposinf(score), np.finfo(float).max, np.where(np.isneginf(score), -np.finfo(float).max, score))
+
+
+def cost_curve_from_groups(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cost curve from groups by the cost ranking with the cost as extra outcome."""
+    _, incremental_value = uplift_from_groups(sums, 0)
+    _, incremental_cost = uplift_from_groups(sums, 1)
+    total_value, total_cost = incremental_value[-1], incremental_cost[-1]
+    if total_cost <= 0 or total_value == 0:
+        raise UserError("the arm's total incremental cost is not positive (or its value is zero); a cost curve needs both")
+    return incremental_cost / total_cost, incremental_value / total_value
 
 
 def _ratio(a, b):
@@ -82,15 +136,12 @@ def qini_curve(y, score, treatment, weights=None) -> tuple[np.ndarray, np.ndarra
     ``Q = N_t · (mean_t − mean_c)``, which is ``Y_t − Y_c · N_t / N_c`` for equal weights
     (0 while the top group has no control unit).
     """
-    num_all, num_t, num_c, mean_t, mean_c = _cumulative(*_check(y, score, treatment, weights))
-    q = np.where(num_c > 0, num_t * (mean_t - mean_c), num_t * mean_t)
-    return np.r_[0.0, num_all], np.r_[0.0, q]
+    return qini_from_groups(score_groups(*_check(y, score, treatment, weights))[1])
 
 
 def uplift_curve(y, score, treatment, weights=None) -> tuple[np.ndarray, np.ndarray]:
     """Points (x = units targeted, U) of the uplift curve, (0, 0) first."""
-    num_all, num_t, num_c, mean_t, mean_c = _cumulative(*_check(y, score, treatment, weights))
-    return np.r_[0.0, num_all], np.r_[0.0, (mean_t - mean_c) * num_all]
+    return uplift_from_groups(score_groups(*_check(y, score, treatment, weights))[1])
 
 
 def perfect_qini_curve(y, treatment, weights=None):
@@ -104,8 +155,7 @@ def perfect_uplift_curve(y, treatment, weights=None):
     y, treatment = np.asarray(y, dtype=float), np.asarray(treatment, dtype=float)
     control_responders = np.sum((y == 1) & (treatment == 0))
     treated_non_responders = np.sum((y == 0) & (treatment == 1))
-    summand = y if control_responders > treated_non_responders else treatment
-    return uplift_curve(y, 2 * (y == treatment) + summand, treatment, weights)
+    return uplift_curve(y, perfect_uplift_score(y, treatment, control_responders > treated_non_responders), treatment, weights)
 
 
 def _area(x, q) -> float:
@@ -144,11 +194,7 @@ def uplift_at_top(y, score, treatment, fraction: float, weights=None) -> float:
     """
     if not 0 < fraction <= 1:
         raise UserError(f"top fraction must be in (0, 1], got {fraction}")
-    num_all, num_t, num_c, mean_t, mean_c = _cumulative(*_check(y, score, treatment, weights))
-    k = int(np.searchsorted(num_all, fraction * num_all[-1] - 1e-9))
-    if num_t[k] == 0 or num_c[k] == 0:
-        return float("nan")
-    return float(mean_t[k] - mean_c[k])
+    return uplift_at_top_from_groups(score_groups(*_check(y, score, treatment, weights))[1], fraction)
 
 
 # --- cost curve -------------------------------------------------------------------------------
@@ -169,14 +215,10 @@ def cost_curve(value, cost, score, treatment, weights=None) -> tuple[np.ndarray,
     Incremental value at the top k is ``(mean_t − mean_c) · k`` (as on the uplift curve), and
     likewise for cost; arXiv 2507.05510's cost curve plots one against the other.
     """
-    score = np.asarray(score, dtype=float)
-    finite = np.where(np.isposinf(score), np.finfo(float).max, np.where(np.isneginf(score), -np.finfo(float).max, score))
-    xv, incremental_value = uplift_curve(value, finite, treatment, weights)
-    _, incremental_cost = uplift_curve(cost, finite, treatment, weights)
-    total_value, total_cost = incremental_value[-1], incremental_cost[-1]
-    if total_cost <= 0 or total_value == 0:
-        raise UserError("the arm's total incremental cost is not positive (or its value is zero); a cost curve needs both")
-    return incremental_cost / total_cost, incremental_value / total_value
+    checked = _check(value, finite_ranking(score), treatment, weights)
+    value, finite, treatment = checked[:3]
+    return cost_curve_from_groups(score_groups(value, finite, treatment, checked[3] if weights is not None else None,
+                                               extra=[np.asarray(cost, dtype=float)])[1])
 
 
 def aucc(value, cost, score, treatment, weights=None) -> float:
@@ -203,7 +245,7 @@ def aucc_interval(value, cost, score, treatment, weights=None, n_boot: int = 200
     score, treatment = np.asarray(score, dtype=float), np.asarray(treatment, dtype=float)
     w = np.ones(len(value)) if weights is None else np.asarray(weights, dtype=float)
     point = aucc(value, cost, score, treatment, weights)
-    finite = np.where(np.isposinf(score), np.finfo(float).max, np.where(np.isneginf(score), -np.finfo(float).max, score))
+    finite = finite_ranking(score)
     order = np.argsort(finite, kind="mergesort")[::-1]
     sorted_score = finite[order]
     thresholds = np.r_[np.flatnonzero(np.diff(sorted_score)), len(order) - 1]
