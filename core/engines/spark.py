@@ -76,6 +76,10 @@ def session(master: str = DEFAULT_MASTER):
     if master in _SESSIONS:
         return _SESSIONS[master]
     check_master(master)
+    import warnings
+
+    # PySpark 4.3 warns about pandas 3 on every conversion; the conversions used here are tested
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -169,14 +173,16 @@ def read(spark, source, name: str | None = None):
     if repeated:
         raise UserError(f"file '{name}' has duplicated column names: {', '.join(repeated)}; each column needs its own name")
     frame = frame.toDF(*columns)
-    # a CSV split keeps the file's order: partition k holds the rows before those of partition k+1
-    indexed = frame.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
-    from pyspark.sql.types import LongType, StructField, StructType
-
-    out = spark.createDataFrame(indexed, StructType(frame.schema.fields + [StructField(ROW, LongType(), False)]))
-    if out.limit(1).count() == 0:
+    # a CSV split keeps the file's order: partition k holds the rows before those of partition k+1;
+    # monotonically_increasing_id numbers rows within a partition (partition id in the upper bits)
+    base = frame.select("*", F.spark_partition_id().alias("_pid"), F.monotonically_increasing_id().alias("_mid"))
+    sizes = sorted((int(r["_pid"]), int(r["count"])) for r in base.groupBy("_pid").count().collect())
+    if not sizes:
         raise UserError(f"file '{name}' has a header but no data rows")
-    return out
+    starts = np.r_[0, np.cumsum([size for _, size in sizes])[:-1]]
+    offsets = F.create_map(*[x for (pid, _), start in zip(sizes, starts) for x in (F.lit(pid), F.lit(int(start)))])
+    position = F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), 33) + offsets[F.col("_pid")]
+    return base.withColumn(ROW, position).drop("_pid", "_mid")
 
 
 def to_pandas(frame) -> pd.DataFrame:
@@ -781,7 +787,7 @@ def _group_sums(frame, score, extras=()) -> np.ndarray:
             F.sum(w * y * t).alias("wy_t"), F.sum(w * y * (1 - t)).alias("wy_c")]
     for i, extra in enumerate(extras):
         aggs += [F.sum(w * F.col(extra) * t).alias(f"x{i}_t"), F.sum(w * F.col(extra) * (1 - t)).alias(f"x{i}_c")]
-    table = frame.groupBy(score.alias("_s")).agg(*aggs).orderBy(F.desc("_s")).toPandas()
+    table = frame.groupBy(score.alias("_s")).agg(*aggs).toPandas().sort_values("_s", ascending=False, kind="stable")
     return table.drop(columns=["_s"]).to_numpy(dtype=float)
 
 
@@ -804,7 +810,7 @@ def _calibration(frame, score_col: str, outcome: str, n_bins: int, alpha: float)
     groups = (frame.groupBy(s.alias("_s")).agg(F.count(F.lit(1)).alias("n"), F.sum(t).alias("n_t"), F.sum(w * t).alias("w_t"),
                                                  F.sum(w * (1 - t)).alias("w_c"), F.sum(w * y * t).alias("wy_t"),
                                                  F.sum(w * y * (1 - t)).alias("wy_c"))
-              .orderBy("_s").toPandas())
+              .toPandas().sort_values("_s", kind="stable").reset_index(drop=True))
     n_bins = int(min(n_bins, len(groups)))
     groups["bin"] = bins_from_counts(groups["n"].to_numpy(), max(n_bins, 1))
     per_bin = groups.assign(sn=groups["_s"] * groups["n"]).groupby("bin").sum(numeric_only=True)
@@ -873,6 +879,7 @@ def evaluate(spark, log: SparkLog, frame, columns: list[str], arms: list[str], n
     from ..evaluation.curves import (_area, _normalised, cost_curve_from_groups, qini_from_groups,
                                      uplift_at_top_from_groups, uplift_from_groups)
 
+    frame = frame.persist()  # every curve below is a job over the same joined rows
     for column in [c for c in columns if c.startswith("tau_value__") and c[len("tau_value__"):] in arms]:
         bad = frame.filter(F.col(column).isNull() | F.isnan(column)).count()
         if bad:
@@ -934,4 +941,5 @@ def evaluate(spark, log: SparkLog, frame, columns: list[str], arms: list[str], n
             notes.append(f"Offer '{arm}': only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
                          f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
                          "do not rank customers on them")
+    frame.unpersist()
     return Evaluation(results, weighted, notes)

@@ -1,0 +1,190 @@
+"""The Spark engine prints the local engine's JSON (floats equal to 1e-9 relative), on the
+simulator and on Hillstrom, and refuses bad inputs with exit 2.
+
+PySpark runs in local mode (``local[2]``, one JVM for the whole module).  CI installs Java when
+it is missing (``.ci/run``) and sets ``UPLIFT_REQUIRE_SPARK=1``, so these tests never skip there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.cli import main
+from tests.conftest import HILLSTROM
+
+if not (shutil.which("java") or os.environ.get("JAVA_HOME")) and not os.environ.get("UPLIFT_REQUIRE_SPARK"):
+    pytest.skip("no Java runtime: the Spark engine's tests need one (CI installs it)", allow_module_level=True)
+pytest.importorskip("pyspark")
+os.environ.setdefault("UPLIFT_SPARK_PARTITIONS", "4")  # small logs: fewer, fuller partitions (still several)
+
+SPARK = ["--engine", "spark", "--spark-master", "local[2]"]
+SIM = ["--action", "offer", "--control", "no_offer", "--value", "revenue", "--cost", "incentive_cost",
+       "--propensity", "propensity"]
+HILL = ["--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail", "--value", "spend",
+        "--action-cost", "Mens E-Mail=0.5,Womens E-Mail=0.4"]
+VOLATILE = {"seconds", "allocation_path"}
+
+
+def run(capsys, *args) -> tuple[int, dict | None, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def differences(a, b, path="") -> list:
+    """Where two JSON objects differ: keys, lengths, text, or floats beyond 1e-9 relative."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [(path, "keys", sorted(set(a) ^ set(b)))] if set(a) != set(b) else []
+        return out + [d for k in set(a) & set(b) - VOLATILE for d in differences(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        out = [(path, "length", len(a), len(b))] if len(a) != len(b) else []
+        return out + [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) or isinstance(b, float):
+        same = a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        return [] if same else [(path, a, b)]
+    return [] if a == b else [(path, a, b)]
+
+
+def same_json(capsys, *args) -> dict:
+    """Run a command with each engine; assert both print the same JSON; return it."""
+    code_local, local, err_local = run(capsys, *args)
+    assert code_local == 0, err_local
+    code_spark, spark, err_spark = run(capsys, *args, *SPARK)
+    assert code_spark == 0, err_spark
+    assert differences(local, spark) == []
+    return local
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """A simulated log as a Parquet folder of three files (several Spark partitions) and a T-learner's
+    out-of-fold predictions of it."""
+    from core.simulate import simulate
+
+    folder = tmp_path_factory.mktemp("spark_sim")
+    frame = simulate(3000, seed=21).log
+    logs = folder / "log"
+    logs.mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(logs / f"part-{i}.parquet", index=False)
+    os.environ.setdefault("UPLIFT_STUDIO_WORKSPACE", str(folder / "ws.duckdb"))
+    code = main(["fit", "--data", str(logs), *SIM, "--learner", "t", "--folds", "2", "--tuning", "fixed",
+                 "--predictions-out", str(folder / "oof.csv")])
+    assert code == 0
+    yield {"folder": folder, "log": logs, "frame": frame, "scores": folder / "oof.csv"}
+    from core.engines.spark import stop_sessions
+
+    stop_sessions()
+
+
+def test_srm_counts_on_spark_equal_the_local_ones(capsys, sim):
+    out = same_json(capsys, "srm", "--data", sim["log"], *SIM, "--by", "lifecycle")
+    assert sum(out["observed"].values()) == 3000
+    assert set(out["propensity_check"]) >= {"chi2", "p_value"}
+
+
+def test_ope_with_bootstrap_intervals_on_spark_equals_the_local_engine(capsys, sim):
+    out = same_json(capsys, "ope", "--data", sim["log"], *SIM, "--policy-name", "treat-all:coupon_20",
+                    "--bootstrap", 200, "--seed", 4)
+    assert set(out["estimates"]) == {"ips", "snips", "dm", "dr", "sndr", "switch-dr"}
+    assert out["estimates"]["dr"]["ci_low"] < out["estimates"]["dr"]["value"] < out["estimates"]["dr"]["ci_high"]
+    same_json(capsys, "ope", "--data", sim["log"], *SIM, "--policy-name", "logging", "--estimators", "ips,snips",
+              "--clip", 0.05, "--bootstrap", 100)
+
+
+def test_ope_of_a_policy_file_joined_on_id_is_the_same_on_spark(capsys, sim):
+    frame = sim["frame"]
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(4), len(frame))
+    policy = pd.DataFrame({"id": frame["customer_id"], **{f"prob__{a}": probs[:, j] for j, a in
+                           enumerate(["no_offer", "pct10_off", "free_shipping", "coupon_20"])}})
+    path = sim["folder"] / "policy.csv"
+    policy.sample(frac=1.0, random_state=2).to_csv(path, index=False)  # joined on id, not by position
+    out = same_json(capsys, "ope", "--data", sim["log"], *SIM, "--id", "customer_id", "--policy", path,
+                    "--estimators", "ips,snips", "--bootstrap", 150)
+    assert out["policy"] == str(path)
+
+
+def test_evaluate_on_spark_equals_the_local_engine(capsys, sim):
+    out = same_json(capsys, "evaluate", "--data", sim["log"], *SIM, "--scores", sim["scores"])
+    assert set(out) == {"pct10_off", "free_shipping", "coupon_20"}
+    assert len(out["coupon_20"]["calibration"]) == 10 and "aucc" in out["coupon_20"]
+
+
+@pytest.mark.parametrize("budget", [300.0, 2500.0])
+def test_allocate_fast_frontier_on_spark_equals_the_local_one(capsys, sim, budget):
+    local_csv, spark_csv = sim["folder"] / "local.csv", sim["folder"] / "spark.csv"
+    args = ["allocate", "--scores", sim["scores"], "--budget", budget, "--method", "fast", "--control", "no_offer"]
+    code, local, err = run(capsys, *args, "--allocation-out", local_csv)
+    assert code == 0, err
+    code, spark, err = run(capsys, *args, "--allocation-out", spark_csv, *SPARK)
+    assert code == 0, err
+    assert differences(local, spark) == [] and local["method"] == "fast"
+    a, b = pd.read_csv(local_csv), pd.read_csv(spark_csv)
+    pd.testing.assert_frame_equal(a[["id", "action", "reason"]], b[["id", "action", "reason"]])
+    np.testing.assert_allclose(b["score"], a["score"], rtol=1e-9, atol=1e-12)
+    assert local["total_cost"] <= budget
+
+
+def test_allocate_exact_and_per_send_costs_on_spark_equal_the_local_ones(capsys, sim):
+    out = same_json(capsys, "allocate", "--scores", sim["scores"], "--budget", 500, "--control", "no_offer")
+    assert out["method"] == "exact"
+    out = same_json(capsys, "allocate", "--scores", sim["scores"], "--budget", 400, "--offer-cost", 1, "--method", "fast",
+                    "--control", "no_offer")
+    assert sum(v for k, v in out["counts"].items() if k != "no_offer") <= 400
+
+
+@pytest.fixture(scope="module")
+def hillstrom_scores(tmp_path_factory):
+    """Scores for Hillstrom's customers with many ties (two decimals), as a model would give."""
+    rng = np.random.default_rng(5)
+    n = 64_000
+    scores = pd.DataFrame({"tau_value__Mens E-Mail": np.round(rng.normal(0.8, 1.0, n), 2),
+                           "tau_value__Womens E-Mail": np.round(rng.normal(0.4, 1.0, n), 2),
+                           "tau_cost__Mens E-Mail": 0.5, "tau_cost__Womens E-Mail": 0.4})
+    path = tmp_path_factory.mktemp("hillstrom") / "scores.csv"
+    scores.to_csv(path, index=False)
+    return path
+
+
+def test_hillstrom_srm_ope_evaluate_allocate_are_the_same_on_spark(capsys, sim, hillstrom_scores):
+    out = same_json(capsys, "srm", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail", "--by", "channel")
+    assert sum(out["observed"].values()) == 64_000
+    out = same_json(capsys, "ope", *HILL, "--policy-name", "treat-all:Womens E-Mail", "--estimators", "ips,snips",
+                    "--bootstrap", 100)
+    assert out["propensity_source"] == "estimated"
+    out = same_json(capsys, "evaluate", *HILL, "--scores", hillstrom_scores)
+    assert set(out) == {"Mens E-Mail", "Womens E-Mail"}
+    out = same_json(capsys, "allocate", "--scores", hillstrom_scores, "--budget", 3000, "--control", "No E-Mail")
+    assert out["method"] == "fast"  # 64,000 customers × 2 offers is beyond the exact solver's size
+
+
+def test_an_unreachable_master_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "srm", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail",
+                       "--engine", "spark", "--spark-master", "spark://127.0.0.1:9")
+    assert code == 2
+    assert err.startswith("error: --spark-master 'spark://127.0.0.1:9' cannot be reached (127.0.0.1:9: "), err
+    code, _, err = run(capsys, "srm", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail",
+                       "--engine", "spark", "--spark-master", "mesos://x")
+    assert code == 2 and "is not a Spark master URL" in err, err
+
+
+@pytest.mark.parametrize("engine", [[], SPARK])
+def test_parquet_files_with_different_schemas_are_refused_naming_the_file(capsys, tmp_path, engine):
+    folder = tmp_path / "days"
+    folder.mkdir()
+    pd.DataFrame({"offer": ["a", "b"], "revenue": [1.0, 2.0]}).to_parquet(folder / "day1.parquet")
+    pd.DataFrame({"offer": ["a", "b"], "revenue": ["1", "2"]}).to_parquet(folder / "day2.parquet")
+    code, _, err = run(capsys, "srm", "--data", folder, "--action", "offer", "--control", "a", *engine)
+    assert code == 2
+    assert err.startswith(f"error: file '{folder / 'day2.parquet'}' in folder '{folder}' has a different schema from "
+                          f"'{folder / 'day1.parquet'}': 'revenue' is string, not double"), err
+    code, _, err = run(capsys, "srm", "--data", tmp_path / "nothing-*.parquet", "--action", "offer", "--control", "a", *engine)
+    assert code == 2 and "matches no file" in err, err
