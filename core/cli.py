@@ -375,6 +375,14 @@ def cmd_predict(args: argparse.Namespace) -> dict:
     from .workspace import Workspace
 
     model = read_model_file(args.model, Workspace())
+    if args.engine == "spark":
+        if args.cold_start:
+            raise UserError("--cold-start is not supported by the Spark engine yet; run with --engine local")
+        from .engines.spark import score
+
+        n_rows = score(spark_session(args), model, args.data, args.predictions_out)
+        return {"learner": model.learner_, "labels": list(model.labels_), "n_rows": n_rows,
+                "predictions_path": args.predictions_out}
     frame = read_table(args.data)
     out: dict = {}
     if args.cold_start:
@@ -890,6 +898,7 @@ def build_parser() -> ArgumentParser:
                    help="customers without the model's features or from unseen segments get their segment's readout "
                    "effects (flagged in a cold_start column) instead of an error")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("evaluate", help="Qini / AUUC / cost curve / calibration of uplift scores, per arm")

@@ -714,9 +714,6 @@ def write_allocation(spark, scores, setting: dict, plan: dict, control: str, pat
     """The allocation CSV of a :func:`frontier_plan` (one row per customer, in row order), built
     per batch on Spark and appended to ``path`` part by part.  Returns the number of cold starts
     when the scores flag them."""
-    import shutil
-    import tempfile
-
     from pyspark.sql import functions as F
 
     from ..decision.allocate import Allocation
@@ -752,194 +749,62 @@ def write_allocation(spark, scores, setting: dict, plan: dict, control: str, pat
     schema = ("id string, action string, tau_value double, tau_cost double, score double, reason string"
               + (", cold_start boolean" if has_cold else "") + f", {ROW} long")
     table = joined.mapInPandas(run, schema)
-    folder = tempfile.mkdtemp(prefix="allocation-")
+    counted = write_csv(table, path, "--allocation-out", count="cold_start" if has_cold else None)
+    return counted if has_cold else None
+
+
+def write_csv(table, path: str, option: str, count: str | None = None) -> int:
+    """Write a Spark table to one CSV file in ``_row`` order (without ``_row``), part by part so
+    the driver never holds it whole; returns the number of true values of column ``count``."""
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    folder = tempfile.mkdtemp(prefix="uplift-csv-")
+    counted = 0
     try:
         table.orderBy(ROW).write.mode("overwrite").parquet(folder)
-        import pyarrow.parquet as pq
-
-        parts = sorted(p for p in Path(folder).glob("part-*.parquet"))
-        cold = 0
+        parts = sorted(Path(folder).glob("part-*.parquet"))
         try:
             with open(path, "w", encoding="utf-8", newline="") as handle:
-                header = True
-                for part in parts:
+                for k, part in enumerate(parts):
                     frame = pq.read_table(part).to_pandas().sort_values(ROW).drop(columns=[ROW])
-                    if has_cold:
-                        cold += int(frame["cold_start"].sum())
-                    frame.to_csv(handle, index=False, header=header)
-                    header = False
+                    if count:
+                        counted += int(frame[count].sum())
+                    frame.to_csv(handle, index=False, header=k == 0)
+                if not parts:
+                    handle.write(",".join(c for c in table.columns if c != ROW) + "\n")
         except OSError as exc:
-            raise UserError(f"--allocation-out '{path}' cannot be written: {exc.strerror}") from exc
+            raise UserError(f"{option} '{path}' cannot be written: {exc.strerror}") from exc
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return cold if has_cold else None
+    return counted
 
 
-# --- evaluation: curves from sums per distinct score ---------------------------------------------
+# --- scoring -----------------------------------------------------------------------------------
 
-def _group_sums(frame, score, extras=()) -> np.ndarray:
-    """:func:`core.evaluation.curves.score_groups`' sums on Spark: one ``groupBy`` of the score,
-    collected highest score first (one row per distinct score)."""
-    from pyspark.sql import functions as F
+def score(spark, model, source: str, path: str) -> int:
+    """Score every customer of ``source`` with a fitted model, batch by batch on Spark
+    (``mapInPandas``), and write the predictions CSV (the local engine's columns) to ``path``."""
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-    t, w, y = F.col("_t"), F.col("_w"), F.col("_y")
-    aggs = [F.count(F.lit(1)).alias("n"), F.sum(t).alias("n_t"), F.sum(w * t).alias("w_t"), F.sum(w * (1 - t)).alias("w_c"),
-            F.sum(w * y * t).alias("wy_t"), F.sum(w * y * (1 - t)).alias("wy_c")]
-    for i, extra in enumerate(extras):
-        aggs += [F.sum(w * F.col(extra) * t).alias(f"x{i}_t"), F.sum(w * F.col(extra) * (1 - t)).alias(f"x{i}_c")]
-    table = frame.groupBy(score.alias("_s")).agg(*aggs).toPandas().sort_values("_s", ascending=False, kind="stable")
-    return table.drop(columns=["_s"]).to_numpy(dtype=float)
+    frame = read(spark, source)
+    id_column = getattr(model, "id_column_", None)
+    has_id = bool(id_column) and id_column in frame.columns
+    sample = to_pandas(frame.limit(5))
+    columns = list(model.predict(sample).columns)
+    schema = StructType([StructField("id", StringType())] + [StructField(c, DoubleType()) for c in columns]
+                        + [StructField(ROW, LongType())])
 
+    def run(batches):
+        for batch in batches:
+            if batch.empty:
+                continue
+            predictions = model.predict(batch.drop(columns=[ROW]).reset_index(drop=True))
+            ids = batch[id_column] if has_id else batch[ROW]
+            predictions.insert(0, "id", ids.astype(str).to_numpy())
+            yield predictions.assign(**{ROW: batch[ROW].to_numpy()})
 
-def _finite(column):
-    from pyspark.sql import functions as F
-
-    big = float(np.finfo(float).max)
-    return (F.when(column == float("inf"), F.lit(big)).when(column == float("-inf"), F.lit(-big)).otherwise(column))
-
-
-def _calibration(frame, score_col: str, outcome: str, n_bins: int, alpha: float):
-    """:func:`core.evaluation.calibration.calibration_bins` on Spark: bins from the counts per
-    distinct score, then each bin's Hájek means and (two-pass) variances."""
-    from pyspark.sql import functions as F
-    from scipy import stats as st
-
-    from ..evaluation.calibration import bin_row, bins_from_counts, calibration_from_rows
-
-    t, w, y, s = F.col("_t"), F.col("_w"), F.col(outcome), F.col(score_col)
-    groups = (frame.groupBy(s.alias("_s")).agg(F.count(F.lit(1)).alias("n"), F.sum(t).alias("n_t"), F.sum(w * t).alias("w_t"),
-                                                 F.sum(w * (1 - t)).alias("w_c"), F.sum(w * y * t).alias("wy_t"),
-                                                 F.sum(w * y * (1 - t)).alias("wy_c"))
-              .toPandas().sort_values("_s", kind="stable").reset_index(drop=True))
-    n_bins = int(min(n_bins, len(groups)))
-    groups["bin"] = bins_from_counts(groups["n"].to_numpy(), max(n_bins, 1))
-    per_bin = groups.assign(sn=groups["_s"] * groups["n"]).groupby("bin").sum(numeric_only=True)
-    starts = groups.groupby("bin")["_s"].min().sort_index()
-    # each row's bin from the lowest score of every bin, then Σ w²(y − mean)² per bin and arm
-    bin_of = F.lit(0)
-    for b, low in starts.items():
-        if b > 0:
-            bin_of = F.when(s >= F.lit(float(low)), F.lit(int(b))).otherwise(bin_of)
-    mean_t = {b: r["wy_t"] / r["w_t"] if r["w_t"] > 0 else 0.0 for b, r in per_bin.iterrows()}
-    mean_c = {b: r["wy_c"] / r["w_c"] if r["w_c"] > 0 else 0.0 for b, r in per_bin.iterrows()}
-    binned = frame.withColumn("_bin", bin_of)
-    mean_of = lambda means: F.create_map(*[x for b, m in means.items() for x in (F.lit(int(b)), F.lit(float(m)))])  # noqa: E731
-    spread = (binned.withColumn("_mt", mean_of(mean_t)[F.col("_bin")]).withColumn("_mc", mean_of(mean_c)[F.col("_bin")])
-              .groupBy("_bin").agg(F.sum(w * w * (y - F.col("_mt")) * (y - F.col("_mt")) * t).alias("ss_t"),
-                                   F.sum(w * w * (y - F.col("_mc")) * (y - F.col("_mc")) * (1 - t)).alias("ss_c"))
-              .toPandas().set_index("_bin"))
-    z = st.norm.ppf(1 - alpha / 2)
-    rows = []
-    for b in range(max(n_bins, 1)):
-        if b not in per_bin.index:  # a tie spanning several bins leaves the ones it skips empty
-            rows.append(bin_row(b, 0, 0, float("nan"), None, None, z))
-            continue
-        r = per_bin.loc[b]
-        n_t, n_c = int(r["n_t"]), int(r["n"] - r["n_t"])
-        moments = []
-        for arm_n, weight, mean, ss in ((n_t, r["w_t"], mean_t[b], spread.loc[b, "ss_t"]),
-                                        (n_c, r["w_c"], mean_c[b], spread.loc[b, "ss_c"])):
-            moments.append((float(mean), float(ss / weight**2) * arm_n / (arm_n - 1)) if arm_n >= 2 else None)
-        rows.append(bin_row(b, n_t, n_c, float(r["sn"] / r["n"]), *moments, z))
-    return calibration_from_rows(rows)
-
-
-def scores_frame(spark, log: SparkLog, path: str):
-    """The scores file joined to the log: on ``id`` when the log maps one and the file has it,
-    else by position (same number of rows)."""
-    from pyspark.sql import functions as F
-
-    scores = read(spark, path)
-    wanted = [c for c in scores.columns if c.startswith(("tau_value__", "tau_cost__", "score__"))]
-    if log.id_column and "id" in scores.columns:
-        keyed = scores.select(F.col("id").cast("string").alias("_sid"), *[_number(c).alias(c) for c in wanted])
-        duplicated = keyed.groupBy("_sid").count().filter("count > 1").limit(1).collect()
-        if duplicated:
-            raise UserError(f"--scores '{path}' has duplicated ids (e.g. {duplicated[0]['_sid']!r})")
-        joined = (log.frame.withColumn("_sid", F.col(f"`{log.id_column}`").cast("string"))
-                  .join(keyed.withColumn("_matched", F.lit(True)), on="_sid", how="left"))
-        lost = joined.filter(F.col("_matched").isNull())
-        n_missing = lost.count()
-        if n_missing:
-            first = lost.orderBy(ROW).select("_sid").first()[0]
-            raise UserError(f"--scores '{path}' has no row for {n_missing:,} ids of the log (e.g. {first!r})")
-        return joined.drop("_sid", "_matched"), wanted
-    n_scores = scores.count()
-    if n_scores != log.n:
-        raise UserError(f"--scores '{path}' has {n_scores:,} rows but the log has {log.n:,}; give --id so they can be joined on id")
-    return log.frame.join(scores.select(F.col(ROW), *[_number(c).alias(c) for c in wanted]), on=ROW, how="inner"), wanted
-
-
-def evaluate(spark, log: SparkLog, frame, columns: list[str], arms: list[str], n_bins: int):
-    """:func:`core.evaluation.evaluate` on Spark (same numbers): every curve from sums per
-    distinct score, calibration from sums per bin."""
-    from pyspark.sql import functions as F
-
-    from ..evaluation import MIN_EVENTS, TOP_FRACTIONS, ArmEvaluation, Evaluation
-    from ..evaluation.curves import (_area, _normalised, cost_curve_from_groups, qini_from_groups,
-                                     uplift_at_top_from_groups, uplift_from_groups)
-
-    frame = frame.persist()  # every curve below is a job over the same joined rows
-    for column in [c for c in columns if c.startswith("tau_value__") and c[len("tau_value__"):] in arms]:
-        bad = frame.filter(F.col(column).isNull() | F.isnan(column)).count()
-        if bad:
-            first = frame.filter(F.col(column).isNull() | F.isnan(column)).agg(F.min(ROW)).collect()[0][0]
-            raise UserError(f"score column '{column}' has {bad} missing or non-numeric values (first at row {int(first) + 1})")
-    weighted = False
-    if log.has_propensity:
-        low, high = frame.agg(F.min("_p"), F.max("_p")).collect()[0]
-        weighted = (high - low) >= 1e-12
-    results, notes = {}, []
-    for arm in arms:
-        if not log.counts.get(arm):
-            raise UserError(f"arm '{arm}' has no rows in the log")
-        rows = (frame.filter(F.col("_arm").isin(arm, log.control))
-                .withColumn("_t", (F.col("_arm") == arm).cast("double"))
-                .withColumn("_w", (1.0 / F.col("_p")) if weighted else F.lit(1.0))
-                .withColumn("_y", F.col("_value")))
-        if f"score__{arm}" in columns:
-            rank = cost_rank = F.col(f"score__{arm}")
-        else:
-            rank, cost_col = F.col(f"tau_value__{arm}"), f"tau_cost__{arm}"
-            cost_rank = None
-            if cost_col in columns and frame.filter(F.col(cost_col).isNull() | F.isnan(cost_col)).limit(1).count() == 0:
-                tv, tc = F.col(f"tau_value__{arm}"), F.col(cost_col)
-                cost_rank = (F.when(tc > 0, tv / tc).when(tv > 0, F.lit(float("inf"))).otherwise(F.lit(float("-inf"))))
-        rows = rows.persist()
-        counts = rows.agg(F.count(F.lit(1)), F.sum((F.col("_y") != 0).cast("long") * F.col("_t")),
-                          F.sum((F.col("_y") != 0).cast("long") * (1 - F.col("_t"))),
-                          F.sum(((F.col("_y") == 1) & (F.col("_t") == 0)).cast("long")),
-                          F.sum(((F.col("_y") == 0) & (F.col("_t") == 1)).cast("long"))).collect()[0]
-        n, events = int(counts[0]), (int(counts[1]), int(counts[2]))
-        t, y = F.col("_t"), F.col("_y")
-        ranked = _group_sums(rows, rank)
-        perfect_qini = _group_sums(rows, y * t - y * (1 - t))
-        summand = y if counts[3] > counts[4] else t
-        perfect_uplift = _group_sums(rows, 2 * (y == t).cast("double") + summand)
-        arm_aucc = calibration_cost = None
-        if log.has_cost and cost_rank is not None:
-            try:
-                x, curve = cost_curve_from_groups(_group_sums(rows, _finite(cost_rank), extras=["_cost"]))
-                arm_aucc = float(np.trapezoid(curve, x))
-            except UserError as exc:
-                notes.append(f"{arm}: no cost curve ({exc})")
-        cost_col = f"tau_cost__{arm}"
-        if log.has_cost and cost_col in columns:
-            low, high = rows.agg(F.min(cost_col), F.max(cost_col)).collect()[0]
-            if frame.filter(F.col(cost_col).isNull() | F.isnan(cost_col)).limit(1).count() == 0 and high - low > 0:
-                calibration_cost = _calibration(rows, cost_col, "_cost", n_bins, 0.05)
-        qini = qini_from_groups(ranked)
-        results[arm] = ArmEvaluation(
-            arm=arm, n=n, events=events, horizon=None,
-            qini_normalized=_normalised(qini, qini_from_groups(perfect_qini)),
-            auuc_normalized=_normalised(uplift_from_groups(ranked), uplift_from_groups(perfect_uplift)),
-            qini_coefficient=_area(*qini) - qini[0][-1] * qini[1][-1] / 2.0, aucc=arm_aucc,
-            uplift_at_top={f: uplift_at_top_from_groups(ranked, f) for f in TOP_FRACTIONS},
-            calibration=_calibration(rows, f"tau_value__{arm}", "_y", n_bins, 0.05), calibration_cost=calibration_cost)
-        rows.unpersist()
-        if results[arm].rare:
-            notes.append(f"Offer '{arm}': only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
-                         f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
-                         "do not rank customers on them")
-    frame.unpersist()
-    return Evaluation(results, weighted, notes)
+    write_csv(frame.mapInPandas(run, schema), path, "--predictions-out")
+    return frame.count()

@@ -76,9 +76,9 @@ def sim(tmp_path_factory):
         frame.iloc[rows].to_parquet(logs / f"part-{i}.parquet", index=False)
     os.environ.setdefault("UPLIFT_STUDIO_WORKSPACE", str(folder / "ws.duckdb"))
     code = main(["fit", "--data", str(logs), *SIM, "--learner", "t", "--folds", "2", "--tuning", "fixed",
-                 "--predictions-out", str(folder / "oof.csv")])
+                 "--predictions-out", str(folder / "oof.csv"), "--model-out", str(folder / "model.bin")])
     assert code == 0
-    yield {"folder": folder, "log": logs, "frame": frame, "scores": folder / "oof.csv"}
+    yield {"folder": folder, "log": logs, "frame": frame, "scores": folder / "oof.csv", "model": folder / "model.bin"}
     from core.engines.spark import stop_sessions
 
     stop_sessions()
@@ -139,6 +139,19 @@ def test_allocate_exact_and_per_send_costs_on_spark_equal_the_local_ones(capsys,
     out = same_json(capsys, "allocate", "--scores", sim["scores"], "--budget", 400, "--offer-cost", 1, "--method", "fast",
                     "--control", "no_offer")
     assert sum(v for k, v in out["counts"].items() if k != "no_offer") <= 400
+
+
+def test_scoring_on_spark_writes_the_local_predictions(capsys, sim):
+    local_csv, spark_csv = sim["folder"] / "pred_local.csv", sim["folder"] / "pred_spark.csv"
+    args = ["predict", "--model", sim["model"], "--data", sim["log"]]
+    code, local, err = run(capsys, *args, "--predictions-out", local_csv)
+    assert code == 0, err
+    code, spark, err = run(capsys, *args, "--predictions-out", spark_csv, *SPARK)
+    assert code == 0, err
+    assert spark["n_rows"] == local["n_rows"] == 3000 and spark["labels"] == local["labels"]
+    a, b = pd.read_csv(local_csv), pd.read_csv(spark_csv)
+    assert list(a.columns) == list(b.columns) and a.columns[0] == "id"
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
 
 
 @pytest.fixture(scope="module")
