@@ -30,6 +30,7 @@ SIM = ["--action", "offer", "--control", "no_offer", "--value", "revenue", "--co
 HILL = ["--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail", "--value", "spend",
         "--action-cost", "Mens E-Mail=0.5,Womens E-Mail=0.4"]
 VOLATILE = {"seconds", "allocation_path"}
+SHARED_WORKSPACE = True  # the module's fitted model loads in every test (see tests/conftest.py)
 
 
 def run(capsys, *args) -> tuple[int, dict | None, str]:
@@ -63,7 +64,7 @@ def same_json(capsys, *args) -> dict:
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
+def sim(tmp_path_factory, module_workspace):
     """A simulated log as a Parquet folder of three files (several Spark partitions) and a T-learner's
     out-of-fold predictions of it."""
     from core.simulate import simulate
@@ -74,7 +75,6 @@ def sim(tmp_path_factory):
     logs.mkdir()
     for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
         frame.iloc[rows].to_parquet(logs / f"part-{i}.parquet", index=False)
-    os.environ.setdefault("UPLIFT_STUDIO_WORKSPACE", str(folder / "ws.duckdb"))
     code = main(["fit", "--data", str(logs), *SIM, "--learner", "t", "--folds", "2", "--tuning", "fixed",
                  "--predictions-out", str(folder / "oof.csv"), "--model-out", str(folder / "model.bin")])
     assert code == 0
