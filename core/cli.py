@@ -257,13 +257,23 @@ def cmd_readout(args: argparse.Namespace) -> dict:
     """Per offer: the average effect on value (and cost), CPI, and optionally the CUPED effect."""
     from .diagnostics.readout import readout
 
-    log = load_log(args, require_value=True)
-    plain = readout(log, alpha=args.alpha)
-    adjusted = readout(log, cuped=args.cuped, alpha=args.alpha).to_dict()["arms"] if args.cuped else None
+    if args.engine == "spark":
+        if args.cuped:
+            raise UserError("--cuped is not supported by the Spark engine yet; run the CUPED readout with --engine local")
+        from .engines import spark as engine
+
+        spark = spark_session(args)
+        log = engine.mapped_log(spark, args, require_value=True)
+        plain, adjusted, outcomes_of_log = engine.readout(spark, log, args.alpha), None, ("value", "cost")
+    else:
+        log = load_log(args, require_value=True)
+        plain = readout(log, alpha=args.alpha)
+        adjusted = readout(log, cuped=args.cuped, alpha=args.alpha).to_dict()["arms"] if args.cuped else None
+        outcomes_of_log = ("value", "cost", *(["value_long"] if log.value_long is not None else []))
     out: dict = {}
     for arm, outcomes in plain.to_dict()["arms"].items():
         entry: dict = {}
-        for outcome in ("value", "cost", *(["value_long"] if log.value_long is not None else [])):
+        for outcome in outcomes_of_log:
             if outcome not in outcomes:
                 entry[outcome] = None
                 continue

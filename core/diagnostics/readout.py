@@ -86,8 +86,11 @@ def effect_ratio(numerator, denominator, treated, control, w, alpha: float = 0.0
         moments.append((mn, vn * scale, md, vd * scale,
                         _weighted_cov_of_means(numerator[rows], denominator[rows], w[rows]) * scale))
     (mn_t, vn_t, md_t, vd_t, c_t), (mn_c, vn_c, md_c, vd_c, c_c) = moments
-    dn, dd = mn_t - mn_c, md_t - md_c
-    var_n, var_d, cov = vn_t + vn_c, vd_t + vd_c, c_t + c_c
+    return _ratio_interval(mn_t - mn_c, md_t - md_c, vn_t + vn_c, vd_t + vd_c, c_t + c_c, z)
+
+
+def _ratio_interval(dn: float, dd: float, var_n: float, var_d: float, cov: float, z: float) -> dict:
+    """The delta-method ratio Δn/Δd and its interval (see :func:`effect_ratio`)."""
     defined = bool(abs(dd) > z * np.sqrt(var_d))
     if dd == 0:
         ratio, se = float("nan"), float("nan")
@@ -207,3 +210,62 @@ def readout(log, propensity: np.ndarray | None = None, cuped: str | None = None,
             cpi_rows.append({"arm": label, "cpi": ratio["ratio"], **{k: ratio[k] for k in ("se", "ci_low", "ci_high", "defined")}})
     return Readout(effects, pd.DataFrame(cpi_rows, columns=["arm", "cpi", "se", "ci_low", "ci_high", "defined"]),
                    bool(weighted), cuped, alpha)
+
+
+@dataclass(frozen=True)
+class ArmMoments:
+    """What the readout needs from one arm's rows, as sums an engine can compute in two passes:
+    the row count, Σw, the Hájek means of value and cost, and the centred second moments
+    ``S_ab = Σ w² (a − m_a)(b − m_b)`` (value–value, cost–cost, value–cost)."""
+
+    n: int
+    sum_w: float
+    mean_value: float
+    mean_cost: float | None
+    s_vv: float
+    s_cc: float | None
+    s_vc: float | None
+
+    def var(self, s: float) -> float:
+        """Variance of a Hájek mean (or covariance of two) from its centred sum, with n/(n − 1)."""
+        return float(s / self.sum_w**2) * (self.n / (self.n - 1) if self.n > 1 else np.nan)
+
+
+def readout_from_moments(labels, control: str, moments: dict[str, ArmMoments], weighted: bool,
+                         alpha: float = 0.05) -> Readout:
+    """:func:`readout` (without CUPED) from each arm's :class:`ArmMoments`: what the Spark
+    engine computes, with the same formulas."""
+    if not (0 < alpha < 1):
+        raise UserError(f"alpha must be between 0 and 1, got {alpha}")
+    for label in labels:
+        if moments[label].n < 2:
+            raise UserError(f"arm '{label}' has {moments[label].n} row(s); a readout needs at least 2 per arm")
+    z = stats.norm.ppf(1 - alpha / 2)
+    has_cost = moments[control].mean_cost is not None
+    rows, cpi_rows = [], []
+    ref = moments[control]
+    for name in ("value", *(["cost"] if has_cost else [])):
+        mean_c = ref.mean_value if name == "value" else ref.mean_cost
+        var_c = ref.var(ref.s_vv if name == "value" else ref.s_cc)
+        for label in labels:
+            if label == control:
+                continue
+            m = moments[label]
+            mean_a, var_a = (m.mean_value, m.var(m.s_vv)) if name == "value" else (m.mean_cost, m.var(m.s_cc))
+            effect, se = mean_a - mean_c, float(np.sqrt(var_a + var_c))
+            rows.append({"arm": label, "outcome": name, "control_mean": mean_c, "arm_mean": mean_a, "effect": effect, "se": se,
+                         "ci_low": effect - z * se, "ci_high": effect + z * se,
+                         "p_value": float(2 * stats.norm.sf(abs(effect) / se)) if se > 0 else float("nan"),
+                         "n_arm": m.n, "n_control": ref.n})
+    if has_cost:
+        for label in labels:
+            if label == control:
+                continue
+            m = moments[label]
+            dn, dd = m.mean_cost - ref.mean_cost, m.mean_value - ref.mean_value
+            var_n, var_d = m.var(m.s_cc) + ref.var(ref.s_cc), m.var(m.s_vv) + ref.var(ref.s_vv)
+            cov = m.var(m.s_vc) + ref.var(ref.s_vc)
+            ratio = _ratio_interval(dn, dd, var_n, var_d, cov, z)
+            cpi_rows.append({"arm": label, "cpi": ratio["ratio"], **{k: ratio[k] for k in ("se", "ci_low", "ci_high", "defined")}})
+    return Readout(pd.DataFrame(rows), pd.DataFrame(cpi_rows, columns=["arm", "cpi", "se", "ci_low", "ci_high", "defined"]),
+                   bool(weighted), None, alpha)

@@ -782,6 +782,176 @@ def write_csv(table, path: str, option: str, count: str | None = None) -> int:
     return counted
 
 
+# --- evaluation: curves from sums per distinct score ---------------------------------------------
+
+def _group_sums(frame, score, extras=()) -> np.ndarray:
+    """:func:`core.evaluation.curves.score_groups`' sums on Spark: one ``groupBy`` of the score,
+    collected highest score first (one row per distinct score)."""
+    from pyspark.sql import functions as F
+
+    t, w, y = F.col("_t"), F.col("_w"), F.col("_y")
+    aggs = [F.count(F.lit(1)).alias("n"), F.sum(t).alias("n_t"), F.sum(w * t).alias("w_t"), F.sum(w * (1 - t)).alias("w_c"),
+            F.sum(w * y * t).alias("wy_t"), F.sum(w * y * (1 - t)).alias("wy_c")]
+    for i, extra in enumerate(extras):
+        aggs += [F.sum(w * F.col(extra) * t).alias(f"x{i}_t"), F.sum(w * F.col(extra) * (1 - t)).alias(f"x{i}_c")]
+    table = frame.groupBy(score.alias("_s")).agg(*aggs).toPandas().sort_values("_s", ascending=False, kind="stable")
+    return table.drop(columns=["_s"]).to_numpy(dtype=float)
+
+
+def _finite(column):
+    from pyspark.sql import functions as F
+
+    big = float(np.finfo(float).max)
+    return (F.when(column == float("inf"), F.lit(big)).when(column == float("-inf"), F.lit(-big)).otherwise(column))
+
+
+def _calibration(frame, score_col: str, outcome: str, n_bins: int, alpha: float):
+    """:func:`core.evaluation.calibration.calibration_bins` on Spark: bins from the counts per
+    distinct score, then each bin's Hájek means and (two-pass) variances."""
+    from pyspark.sql import functions as F
+    from scipy import stats as st
+
+    from ..evaluation.calibration import bin_row, bins_from_counts, calibration_from_rows
+
+    t, w, y, s = F.col("_t"), F.col("_w"), F.col(outcome), F.col(score_col)
+    groups = (frame.groupBy(s.alias("_s")).agg(F.count(F.lit(1)).alias("n"), F.sum(t).alias("n_t"), F.sum(w * t).alias("w_t"),
+                                                 F.sum(w * (1 - t)).alias("w_c"), F.sum(w * y * t).alias("wy_t"),
+                                                 F.sum(w * y * (1 - t)).alias("wy_c"))
+              .toPandas().sort_values("_s", kind="stable").reset_index(drop=True))
+    n_bins = int(min(n_bins, len(groups)))
+    groups["bin"] = bins_from_counts(groups["n"].to_numpy(), max(n_bins, 1))
+    per_bin = groups.assign(sn=groups["_s"] * groups["n"]).groupby("bin").sum(numeric_only=True)
+    starts = groups.groupby("bin")["_s"].min().sort_index()
+    # each row's bin from the lowest score of every bin, then Σ w²(y − mean)² per bin and arm
+    bin_of = F.lit(0)
+    for b, low in starts.items():
+        if b > 0:
+            bin_of = F.when(s >= F.lit(float(low)), F.lit(int(b))).otherwise(bin_of)
+    mean_t = {b: r["wy_t"] / r["w_t"] if r["w_t"] > 0 else 0.0 for b, r in per_bin.iterrows()}
+    mean_c = {b: r["wy_c"] / r["w_c"] if r["w_c"] > 0 else 0.0 for b, r in per_bin.iterrows()}
+    binned = frame.withColumn("_bin", bin_of)
+    mean_of = lambda means: F.create_map(*[x for b, m in means.items() for x in (F.lit(int(b)), F.lit(float(m)))])  # noqa: E731
+    spread = (binned.withColumn("_mt", mean_of(mean_t)[F.col("_bin")]).withColumn("_mc", mean_of(mean_c)[F.col("_bin")])
+              .groupBy("_bin").agg(F.sum(w * w * (y - F.col("_mt")) * (y - F.col("_mt")) * t).alias("ss_t"),
+                                   F.sum(w * w * (y - F.col("_mc")) * (y - F.col("_mc")) * (1 - t)).alias("ss_c"))
+              .toPandas().set_index("_bin"))
+    z = st.norm.ppf(1 - alpha / 2)
+    rows = []
+    for b in range(max(n_bins, 1)):
+        if b not in per_bin.index:  # a tie spanning several bins leaves the ones it skips empty
+            rows.append(bin_row(b, 0, 0, float("nan"), None, None, z))
+            continue
+        r = per_bin.loc[b]
+        n_t, n_c = int(r["n_t"]), int(r["n"] - r["n_t"])
+        moments = []
+        for arm_n, weight, mean, ss in ((n_t, r["w_t"], mean_t[b], spread.loc[b, "ss_t"]),
+                                        (n_c, r["w_c"], mean_c[b], spread.loc[b, "ss_c"])):
+            moments.append((float(mean), float(ss / weight**2) * arm_n / (arm_n - 1)) if arm_n >= 2 else None)
+        rows.append(bin_row(b, n_t, n_c, float(r["sn"] / r["n"]), *moments, z))
+    return calibration_from_rows(rows)
+
+
+def scores_frame(spark, log: SparkLog, path: str):
+    """The scores file joined to the log: on ``id`` when the log maps one and the file has it,
+    else by position (same number of rows)."""
+    from pyspark.sql import functions as F
+
+    scores = read(spark, path)
+    wanted = [c for c in scores.columns if c.startswith(("tau_value__", "tau_cost__", "score__"))]
+    if log.id_column and "id" in scores.columns:
+        keyed = scores.select(F.col("id").cast("string").alias("_sid"), *[_number(c).alias(c) for c in wanted])
+        duplicated = keyed.groupBy("_sid").count().filter("count > 1").limit(1).collect()
+        if duplicated:
+            raise UserError(f"--scores '{path}' has duplicated ids (e.g. {duplicated[0]['_sid']!r})")
+        joined = (log.frame.withColumn("_sid", F.col(f"`{log.id_column}`").cast("string"))
+                  .join(keyed.withColumn("_matched", F.lit(True)), on="_sid", how="left"))
+        lost = joined.filter(F.col("_matched").isNull())
+        n_missing = lost.count()
+        if n_missing:
+            first = lost.orderBy(ROW).select("_sid").first()[0]
+            raise UserError(f"--scores '{path}' has no row for {n_missing:,} ids of the log (e.g. {first!r})")
+        return joined.drop("_sid", "_matched"), wanted
+    n_scores = scores.count()
+    if n_scores != log.n:
+        raise UserError(f"--scores '{path}' has {n_scores:,} rows but the log has {log.n:,}; give --id so they can be joined on id")
+    return log.frame.join(scores.select(F.col(ROW), *[_number(c).alias(c) for c in wanted]), on=ROW, how="inner"), wanted
+
+
+def evaluate(spark, log: SparkLog, frame, columns: list[str], arms: list[str], n_bins: int):
+    """:func:`core.evaluation.evaluate` on Spark (same numbers): every curve from sums per
+    distinct score, calibration from sums per bin."""
+    from pyspark.sql import functions as F
+
+    from ..evaluation import MIN_EVENTS, TOP_FRACTIONS, ArmEvaluation, Evaluation
+    from ..evaluation.curves import (_area, _normalised, cost_curve_from_groups, qini_from_groups,
+                                     uplift_at_top_from_groups, uplift_from_groups)
+
+    frame = frame.persist()  # every curve below is a job over the same joined rows
+    for column in [c for c in columns if c.startswith("tau_value__") and c[len("tau_value__"):] in arms]:
+        bad = frame.filter(F.col(column).isNull() | F.isnan(column)).count()
+        if bad:
+            first = frame.filter(F.col(column).isNull() | F.isnan(column)).agg(F.min(ROW)).collect()[0][0]
+            raise UserError(f"score column '{column}' has {bad} missing or non-numeric values (first at row {int(first) + 1})")
+    weighted = False
+    if log.has_propensity:
+        low, high = frame.agg(F.min("_p"), F.max("_p")).collect()[0]
+        weighted = (high - low) >= 1e-12
+    results, notes = {}, []
+    for arm in arms:
+        if not log.counts.get(arm):
+            raise UserError(f"arm '{arm}' has no rows in the log")
+        rows = (frame.filter(F.col("_arm").isin(arm, log.control))
+                .withColumn("_t", (F.col("_arm") == arm).cast("double"))
+                .withColumn("_w", (1.0 / F.col("_p")) if weighted else F.lit(1.0))
+                .withColumn("_y", F.col("_value")))
+        if f"score__{arm}" in columns:
+            rank = cost_rank = F.col(f"score__{arm}")
+        else:
+            rank, cost_col = F.col(f"tau_value__{arm}"), f"tau_cost__{arm}"
+            cost_rank = None
+            if cost_col in columns and frame.filter(F.col(cost_col).isNull() | F.isnan(cost_col)).limit(1).count() == 0:
+                tv, tc = F.col(f"tau_value__{arm}"), F.col(cost_col)
+                cost_rank = (F.when(tc > 0, tv / tc).when(tv > 0, F.lit(float("inf"))).otherwise(F.lit(float("-inf"))))
+        rows = rows.persist()
+        counts = rows.agg(F.count(F.lit(1)), F.sum((F.col("_y") != 0).cast("long") * F.col("_t")),
+                          F.sum((F.col("_y") != 0).cast("long") * (1 - F.col("_t"))),
+                          F.sum(((F.col("_y") == 1) & (F.col("_t") == 0)).cast("long")),
+                          F.sum(((F.col("_y") == 0) & (F.col("_t") == 1)).cast("long"))).collect()[0]
+        n, events = int(counts[0]), (int(counts[1]), int(counts[2]))
+        t, y = F.col("_t"), F.col("_y")
+        ranked = _group_sums(rows, rank)
+        perfect_qini = _group_sums(rows, y * t - y * (1 - t))
+        summand = y if counts[3] > counts[4] else t
+        perfect_uplift = _group_sums(rows, 2 * (y == t).cast("double") + summand)
+        arm_aucc = calibration_cost = None
+        if log.has_cost and cost_rank is not None:
+            try:
+                x, curve = cost_curve_from_groups(_group_sums(rows, _finite(cost_rank), extras=["_cost"]))
+                arm_aucc = float(np.trapezoid(curve, x))
+            except UserError as exc:
+                notes.append(f"{arm}: no cost curve ({exc})")
+        cost_col = f"tau_cost__{arm}"
+        if log.has_cost and cost_col in columns:
+            low, high = rows.agg(F.min(cost_col), F.max(cost_col)).collect()[0]
+            if frame.filter(F.col(cost_col).isNull() | F.isnan(cost_col)).limit(1).count() == 0 and high - low > 0:
+                calibration_cost = _calibration(rows, cost_col, "_cost", n_bins, 0.05)
+        qini = qini_from_groups(ranked)
+        results[arm] = ArmEvaluation(
+            arm=arm, n=n, events=events, horizon=None,
+            qini_normalized=_normalised(qini, qini_from_groups(perfect_qini)),
+            auuc_normalized=_normalised(uplift_from_groups(ranked), uplift_from_groups(perfect_uplift)),
+            qini_coefficient=_area(*qini) - qini[0][-1] * qini[1][-1] / 2.0, aucc=arm_aucc,
+            uplift_at_top={f: uplift_at_top_from_groups(ranked, f) for f in TOP_FRACTIONS},
+            calibration=_calibration(rows, f"tau_value__{arm}", "_y", n_bins, 0.05), calibration_cost=calibration_cost)
+        rows.unpersist()
+        if results[arm].rare:
+            notes.append(f"Offer '{arm}': only {events[0]:,} non-zero outcomes under the offer and {events[1]:,} under "
+                         f"'{log.control}' — fewer than {MIN_EVENTS} in an arm, so its curves and Qini are noise; "
+                         "do not rank customers on them")
+    frame.unpersist()
+    return Evaluation(results, weighted, notes)
+
+
 # --- scoring -----------------------------------------------------------------------------------
 
 def score(spark, model, source: str, path: str) -> int:
@@ -808,3 +978,34 @@ def score(spark, model, source: str, path: str) -> int:
 
     write_csv(frame.mapInPandas(run, schema), path, "--predictions-out")
     return frame.count()
+
+
+# --- readout -----------------------------------------------------------------------------------
+
+def readout(spark, log: SparkLog, alpha: float):
+    """:func:`core.diagnostics.readout.readout` (without CUPED) on Spark: Hájek means per arm,
+    then their centred second moments (two passes of sums per arm)."""
+    from pyspark.sql import functions as F
+
+    from ..diagnostics.readout import ArmMoments, readout_from_moments
+
+    weighted = False
+    if log.has_propensity:
+        spread = log.frame.groupBy("_arm").agg(F.min("_p").alias("low"), F.max("_p").alias("high")).collect()
+        weighted = any(r["high"] - r["low"] > 1e-12 for r in spread)
+    w = (1.0 / F.col("_p")) if weighted else F.lit(1.0)
+    y = F.col("_value")
+    c = F.col("_cost") if log.has_cost else F.lit(0.0)
+    first = {r["_arm"]: r for r in log.frame.groupBy("_arm").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(w).alias("sw"), F.sum(w * y).alias("swy"), F.sum(w * c).alias("swc")).collect()}
+    mean_v = {a: r["swy"] / r["sw"] for a, r in first.items()}
+    mean_c = {a: r["swc"] / r["sw"] for a, r in first.items()}
+    as_map = lambda means: F.create_map(*[x for a, m in means.items() for x in (F.lit(a), F.lit(float(m)))])  # noqa: E731
+    dv, dc = y - as_map(mean_v)[F.col("_arm")], c - as_map(mean_c)[F.col("_arm")]
+    second = {r["_arm"]: r for r in log.frame.groupBy("_arm").agg(
+        F.sum(w * w * dv * dv).alias("vv"), F.sum(w * w * dc * dc).alias("cc"), F.sum(w * w * dv * dc).alias("vc")).collect()}
+    moments = {a: ArmMoments(int(first[a]["n"]), float(first[a]["sw"]), float(mean_v[a]),
+                             float(mean_c[a]) if log.has_cost else None, float(second[a]["vv"]),
+                             float(second[a]["cc"]) if log.has_cost else None,
+                             float(second[a]["vc"]) if log.has_cost else None) for a in log.labels}
+    return readout_from_moments(log.labels, log.control, moments, weighted, alpha)

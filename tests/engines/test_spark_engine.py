@@ -90,6 +90,13 @@ def test_srm_counts_on_spark_equal_the_local_ones(capsys, sim):
     assert set(out["propensity_check"]) >= {"chi2", "p_value"}
 
 
+def test_readout_on_spark_equals_the_local_one(capsys, sim):
+    out = same_json(capsys, "readout", "--data", sim["log"], *SIM)
+    assert out["coupon_20"]["cpi"]["cpi"] == pytest.approx(out["coupon_20"]["cost"]["effect"] / out["coupon_20"]["value"]["effect"])
+    code, _, err = run(capsys, "readout", "--data", sim["log"], *SIM, "--cuped", "pre_revenue", *SPARK)
+    assert code == 2 and "--cuped is not supported by the Spark engine yet" in err
+
+
 def test_ope_with_bootstrap_intervals_on_spark_equals_the_local_engine(capsys, sim):
     out = same_json(capsys, "ope", "--data", sim["log"], *SIM, "--policy-name", "treat-all:coupon_20",
                     "--bootstrap", 200, "--seed", 4)
@@ -170,6 +177,8 @@ def hillstrom_scores(tmp_path_factory):
 def test_hillstrom_srm_ope_evaluate_allocate_are_the_same_on_spark(capsys, sim, hillstrom_scores):
     out = same_json(capsys, "srm", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail", "--by", "channel")
     assert sum(out["observed"].values()) == 64_000
+    out = same_json(capsys, "readout", *HILL)
+    assert out["Womens E-Mail"]["cost"]["effect"] == pytest.approx(0.4)
     out = same_json(capsys, "ope", *HILL, "--policy-name", "treat-all:Womens E-Mail", "--estimators", "ips,snips",
                     "--bootstrap", 100)
     assert out["propensity_source"] == "estimated"
