@@ -670,7 +670,7 @@ def cmd_ope(args: argparse.Namespace) -> dict:
         q_value, q_cost = reward_models(log, folds=args.folds, seed=args.seed)
     result = compare.evaluate_policy(log, policy, propensity, q_value, q_cost, estimators=estimators, clip=args.clip,
                                      tau=args.switch_tau, n_boot=args.bootstrap, alpha=args.alpha, seed=args.seed,
-                                     keys=log_keys(log))
+                                     keys=log_keys(log), exact_limit=np.inf if args.exact_bootstrap else None)
     return _ope_output(policy.name, log.n, source, result, args.clip)
 
 
@@ -947,6 +947,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence level (default 0.05)")
     p.add_argument("--folds", type=int, default=2, help="cross-fitting folds of the reward model (default 2)")
+    p.add_argument("--exact-bootstrap", action="store_true",
+                   help="draw every row's Poisson count in every resample even on large logs (by default, above 10^7 "
+                   "rows × resamples the sums' normal limit is used: same mean and covariance, much faster)")
     p.add_argument("--seed", type=int, default=0)
     add_json_out(p)
     add_engine_options(p)

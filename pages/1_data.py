@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.charts import arm_summary_figure
 from core.datasets import SAMPLES
+from core.engines import configured as engine_setting
 from core.errors import UserError
 from core.format import format_p
 import ui
@@ -22,9 +23,11 @@ st.caption("Open the experiment log: one row per customer, the offer they were s
 if problem:
     st.warning(problem)
 
-SOURCES = ["Sample data", "Upload a file", "Saved scenario"]
+engine, master = engine_setting()
+SOURCES = ["Sample data", "Upload a file", "Saved scenario"] + (["Parquet path (Spark)"] if engine == "spark" else [])
 # Widget state is dropped when the user visits another page: start from what is loaded.
-start = 2 if cur.scenario_id else 1 if (cur.source or "").startswith("upload:") else 0
+start = (2 if cur.scenario_id else 3 if engine == "spark" and (cur.source or "").startswith("spark:")
+         else 1 if (cur.source or "").startswith("upload:") else 0)
 source = st.radio("Start from", SOURCES, horizontal=True, key="data_source", index=start)
 
 if source == "Sample data":
@@ -64,6 +67,38 @@ elif source == "Upload a file":
         dataset_id = known[upload.file_id]
         detected = cached.detected_mapping(dataset_id, str(ws.path))
         state.set_dataset(dataset_id, upload.name, f"upload:{upload.name}",
+                          {k: v for k, v in detected.items() if k not in ("excluded_features", "why")})
+
+elif source == "Parquet path (Spark)":
+    st.caption(f"The Spark engine is configured (master `{master}`): read a log where the cluster keeps it instead of "
+               "uploading it. A Parquet file, a folder of Parquet files or a glob pattern; every file needs the same columns.")
+    known = st.session_state.setdefault("cluster_logs", {})
+    default_path = cur.source.split(":", 1)[1] if (cur.source or "").startswith("spark:") else ""
+    st.session_state.setdefault("cluster_path", default_path)
+    path = st.text_input("Parquet path", key="cluster_path", placeholder="/data/campaigns/spring/*.parquet",
+                         help="Read by the Spark engine where it runs: a local, mounted or shared path.")
+    if st.button("Read on Spark", type="primary", disabled=not path.strip()):
+        try:
+            with st.spinner("Reading the log on Spark…"):
+                known[path.strip()] = cached.store_cluster_log(path.strip())
+        except UserError as exc:
+            show_error(exc, f"'{path.strip()}' cannot be used")
+            st.caption("Your saved scenarios are untouched.")
+            st.stop()
+    if path.strip() not in known:
+        if cur.dataset_id is None or not (cur.source or "").startswith("spark:"):
+            st.info("Type the path and press **Read on Spark** to continue.")
+            st.stop()
+    else:
+        dataset_id, n_total, n_kept = known[path.strip()]
+        if n_kept < n_total:
+            st.info(f"The log has {n_total:,} rows. Models are fitted on one machine, so this app works on a fixed sample "
+                    f"of {n_kept:,} rows (the same every time). For every row, run the headless commands with "
+                    f"`--engine spark --spark-master {master}`: SRM, readout, scoring, evaluation, allocation and OPE.")
+        else:
+            st.success(f"Read {n_total:,} rows on Spark; all of them fit on this machine.")
+        detected = cached.detected_mapping(dataset_id, str(ws.path))
+        state.set_dataset(dataset_id, path.strip().rstrip("/").rsplit("/", 1)[-1], f"spark:{path.strip()}",
                           {k: v for k, v in detected.items() if k not in ("excluded_features", "why")})
 
 else:

@@ -19,6 +19,9 @@ st.caption("For every customer and offer: the extra value the offer brings (τ v
            "by models that never saw them.")
 cur, log = require_log()
 saved = cur.config.get("model_settings", {})
+if (cur.source or "").startswith("spark:"):
+    st.info(f"This log was read on Spark. Models are fitted on this machine, on the {log.n:,} rows the Data page kept; "
+            "scoring every customer runs on Spark with `python -m core predict --engine spark`.", icon=":material/info:")
 
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 learners = c1.multiselect("Learners", LEARNER_CHOICES, default=saved.get("learners", ["auto"]), format_func=LEARNERS.get,

@@ -53,6 +53,20 @@ def store_upload(data: bytes, name: str) -> tuple[str, pd.DataFrame]:
     return record.id, frame
 
 
+def store_cluster_log(path: str) -> tuple[str, int, int]:
+    """Read a Parquet log on the configured Spark engine and store the rows the app works on (all
+    of them, or a sample for one machine) in the workspace: (dataset id, rows in the log, rows
+    kept)."""
+    from core.engines import configured
+    from core.engines.spark import FIT_ROWS, driver_sample, session
+
+    _, master = configured()
+    frame, n_total = driver_sample(session(master), path, FIT_ROWS)
+    name = path.rstrip("/").rsplit("/", 1)[-1] or path
+    record = workspace().save_dataset(frame, name, source=f"spark:{path}")
+    return record.id, n_total, len(frame)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def detected_mapping(dataset_id: str, workspace_path: str) -> dict:
     return detect_mapping(dataset_frame(dataset_id, workspace_path))

@@ -461,7 +461,7 @@ def ope(spark, args, log: SparkLog, policy_spec: dict, q: dict, estimators, prop
     labels = list(log.labels)
     k = len(labels)
     control_index = labels.index(log.control)
-    exact = exact_bootstrap(log.n, args.bootstrap)
+    exact = exact_bootstrap(log.n, args.bootstrap, np.inf if args.exact_bootstrap else None)
     clip, tau, n_boot, seed = args.clip, args.switch_tau, args.bootstrap, args.seed
     # the partition function must not capture Spark objects (DataFrames, the session)
     kind, arm_index = policy_spec["kind"], policy_spec.get("index")
@@ -1009,3 +1009,31 @@ def readout(spark, log: SparkLog, alpha: float):
                              float(second[a]["cc"]) if log.has_cost else None,
                              float(second[a]["vc"]) if log.has_cost else None) for a in log.labels}
     return readout_from_moments(log.labels, log.control, moments, weighted, alpha)
+
+
+# --- the app: a Parquet path on the cluster -------------------------------------------------------
+
+def driver_sample(spark, source: str, max_rows: int = FIT_ROWS, seed: int = 0) -> tuple[pd.DataFrame, int]:
+    """The rows of a Parquet log that the app works on, in row order, and the log's row count:
+    every row when the log has at most ``max_rows``, else a sample of about ``max_rows`` drawn
+    with the counter-based generator keyed by row position (the same sample every time)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType
+
+    from ..io import parquet_dataset
+
+    if not (parquet_dataset(source) or (Path(source).is_file() and Path(source).open("rb").read(4) == b"PAR1")):
+        raise UserError(f"'{source}' is not a Parquet file, folder or pattern; a path read on the cluster must be Parquet")
+    frame = read(spark, source)
+    n = frame.count()
+    if n > max_rows:
+        share = max_rows / n
+
+        @F.pandas_udf(BooleanType())
+        def keep(rows: pd.Series) -> pd.Series:
+            from .keys import row_keys, uniforms
+
+            return pd.Series(uniforms(row_keys(positions=rows.to_numpy()), 0, seed)[0] < share)
+
+        frame = frame.filter(keep(F.col(ROW)))
+    return to_pandas(frame), n

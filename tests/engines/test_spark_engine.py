@@ -210,3 +210,33 @@ def test_parquet_files_with_different_schemas_are_refused_naming_the_file(capsys
                           f"'{folder / 'day1.parquet'}': 'revenue' is string, not double"), err
     code, _, err = run(capsys, "srm", "--data", tmp_path / "nothing-*.parquet", "--action", "offer", "--control", "a", *engine)
     assert code == 2 and "matches no file" in err, err
+
+
+def test_data_page_reads_a_parquet_path_on_spark_and_says_when_it_samples(sim, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from core.engines import spark as engine
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("UPLIFT_ENGINE", "spark")
+    monkeypatch.setenv("UPLIFT_SPARK_MASTER", "local[2]")
+    monkeypatch.setattr(engine, "FIT_ROWS", 1000)  # the app keeps at most this many rows on one machine
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    radio = [r for r in at.radio if r.label == "Start from"][0]
+    assert "Parquet path (Spark)" in radio.options
+    radio.set_value("Parquet path (Spark)").run()
+    [t for t in at.text_input if t.label == "Parquet path"][0].set_value(str(sim["log"])).run()
+    [b for b in at.button if b.label == "Read on Spark"][0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    info = " ".join(i.value for i in at.info)
+    assert "The log has 3,000 rows" in info and "--engine spark --spark-master local[2]" in info
+    kept = int(info.split("a fixed sample of ")[1].split(" rows")[0].replace(",", ""))
+    assert abs(kept - 1000) < 4 * np.sqrt(3000 * (1 / 3) * (2 / 3))  # Binomial(3000, 1/3) rows kept
+    frame, n = engine.driver_sample(engine.session("local[2]"), str(sim["log"]), 1000)
+    assert n == 3000 and len(frame) == kept  # the same sample every time
+    pd.testing.assert_frame_equal(frame, sim["frame"].loc[sim["frame"]["customer_id"].isin(frame["customer_id"])]
+                                  .reset_index(drop=True), check_dtype=False)
+    # a path that is not Parquet is refused in the page, naming it
+    [t for t in at.text_input if t.label == "Parquet path"][0].set_value(str(sim["scores"])).run()
+    [b for b in at.button if b.label == "Read on Spark"][0].click().run()
+    assert "is not a Parquet file, folder or pattern" in " ".join(e.value for e in at.error)
