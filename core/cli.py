@@ -264,7 +264,7 @@ def cmd_readout(args: argparse.Namespace) -> dict:
 
         spark = spark_session(args)
         log = engine.mapped_log(spark, args, require_value=True)
-        plain, adjusted, outcomes_of_log = engine.readout(spark, log, args.alpha), None, ("value", "cost")
+        plain, adjusted, outcomes_of_log = engine.readout(log, args.alpha), None, ("value", "cost")
     else:
         log = load_log(args, require_value=True)
         plain = readout(log, alpha=args.alpha)
@@ -516,7 +516,7 @@ def _evaluate_spark(args: argparse.Namespace) -> dict:
             raise UserError(f"the scores have no column 'tau_value__{arm}'")
     if not arms:
         raise UserError("the scores have no tau_value__<arm> column for any arm of the log; arms: " + ", ".join(log.treatments))
-    return _evaluation_output(engine.evaluate(spark, log, frame, columns, arms, args.bins))
+    return _evaluation_output(engine.evaluate(log, frame, columns, arms, args.bins))
 
 
 def _allocation_setting(args: argparse.Namespace, arms: list[str]) -> dict:
@@ -579,7 +579,7 @@ def _allocate_spark(args: argparse.Namespace, caps) -> dict | None:
     scores = engine.read(spark, args.scores)
     arms = [c[len("tau_value__"):] for c in scores.columns if c.startswith("tau_value__")]
     setting = _allocation_setting(args, arms)
-    segments, summary = engine.option_segments(spark, scores, setting)
+    segments, summary = engine.option_segments(scores, setting)
     budget = _validate_budget(args.budget)
     caps = _validate_caps(caps, tuple(arms))
     if args.method == "fast" and caps:
@@ -587,7 +587,7 @@ def _allocate_spark(args: argparse.Namespace, caps) -> dict | None:
     if args.method == "exact" or (args.method == "auto" and (caps or summary.options <= AUTO_EXACT_LIMIT)):
         args.collected_scores = engine.to_pandas(scores)
         return None
-    plan = engine.frontier_plan(spark, segments, summary, budget)
+    plan = engine.frontier_plan(segments, summary, budget)
     counts = {args.control: int(plan["counts"][0]), **{a: int(plan["counts"][j + 1]) for j, a in enumerate(arms)}}
     bound = plan["upper_bound"]
     out = {"total_value": plan["total_value"], "total_cost": plan["total_cost"], "counts": counts, "upper_bound": bound,
@@ -733,7 +733,7 @@ def _ope_spark(args: argparse.Namespace, estimators: list[str]) -> dict:
         spec = {"kind": "arm", "index": 0, "name": "no-offer", "frame": log.frame}
     else:
         spec = {"kind": name, "name": name, "frame": log.frame}
-    result = engine.ope(spark, args, log, spec, q, estimators, source)
+    result = engine.ope(args, log, spec, q, estimators)
     return _ope_output(spec["name"], log.n, source, result, args.clip)
 
 

@@ -454,8 +454,11 @@ class _OPEPart:
                         self.p_bad + other.p_bad)
 
 
-def ope(spark, args, log: SparkLog, policy_spec: dict, q: dict, estimators, propensity_source: str) -> dict:
-    """The ``ope`` command's numbers on Spark; ``q`` says which driver-fitted columns were joined."""
+def ope(args, log: SparkLog, policy_spec: dict, q: dict, estimators):
+    """The ``ope`` command's :class:`~core.ope.compare.PolicyEvaluation` on Spark: per partition,
+    the policy's row statistics, their sums and keyed Poisson replicates (:class:`RowSums`),
+    combined on the driver; ``q`` says which driver-fitted columns were joined (``estimated``
+    propensities, ``fitted`` reward models)."""
     from ..ope.compare import evaluation_from_sums, exact_bootstrap, policy_rows, row_sums
 
     labels = list(log.labels)
@@ -580,7 +583,7 @@ def _segments_of(batch: pd.DataFrame, setting: dict):
 SEGMENT_SCHEMA = "unit long, pos long, d_cost double, d_value double, eff double, from_arm long, to_arm long, payload binary"
 
 
-def option_segments(spark, scores, setting: dict):
+def option_segments(scores, setting: dict):
     """Pass A: every customer's hull segments (a Spark DataFrame) and the option table's summary."""
     from pyspark import StorageLevel
 
@@ -617,7 +620,7 @@ def option_segments(spark, scores, setting: dict):
     return frame.filter("unit >= 0").drop("payload"), total
 
 
-def frontier_plan(spark, segments, summary: _Options, budget: float) -> dict:
+def frontier_plan(segments, summary: _Options, budget: float) -> dict:
     """The fast allocation at ``budget`` from the hull segments: one global sort by efficiency
     (ties in customer order, as :class:`~core.decision.allocate.Frontier`), cumulative sums
     through per-partition offsets, then the fill of the budget left over on the driver."""
@@ -682,7 +685,6 @@ def frontier_plan(spark, segments, summary: _Options, budget: float) -> dict:
     if next_segment is not None:
         fill = (marked.filter(~F.col("taken") & (F.col("d_cost") <= left + 1e-9)).join(per_unit, on="unit", how="left")
                 .filter(F.col("pos") == F.coalesce(F.col("c"), F.lit(0))).toPandas())
-    arms_plus = len(summary.base_counts)
     counts = summary.base_counts.astype(np.int64).copy()
     for r in per_unit.groupBy("base_arm", "last_arm").count().collect():
         counts[int(r["base_arm"]) + 1] -= int(r["count"])
@@ -705,7 +707,6 @@ def frontier_plan(spark, segments, summary: _Options, budget: float) -> dict:
     taken_sums = marked.filter("taken").agg(F.sum("d_value"), F.sum("d_cost")).collect()[0]
     total_value = summary.base_value + (taken_sums[0] or 0.0) + fill_value
     total_cost = summary.base_cost + (taken_sums[1] or 0.0) + fill_cost
-    assert counts.sum() == summary.n and arms_plus == len(counts)
     return {"total_value": float(total_value), "total_cost": float(total_cost), "counts": counts, "upper_bound": float(bound),
             "lambda": lam, "per_unit": per_unit, "filled": filled_rows, "ordered": ordered}
 
@@ -877,7 +878,7 @@ def scores_frame(spark, log: SparkLog, path: str):
     return log.frame.join(scores.select(F.col(ROW), *[_number(c).alias(c) for c in wanted]), on=ROW, how="inner"), wanted
 
 
-def evaluate(spark, log: SparkLog, frame, columns: list[str], arms: list[str], n_bins: int):
+def evaluate(log: SparkLog, frame, columns: list[str], arms: list[str], n_bins: int):
     """:func:`core.evaluation.evaluate` on Spark (same numbers): every curve from sums per
     distinct score, calibration from sums per bin."""
     from pyspark.sql import functions as F
@@ -982,7 +983,7 @@ def score(spark, model, source: str, path: str) -> int:
 
 # --- readout -----------------------------------------------------------------------------------
 
-def readout(spark, log: SparkLog, alpha: float):
+def readout(log: SparkLog, alpha: float):
     """:func:`core.diagnostics.readout.readout` (without CUPED) on Spark: Hájek means per arm,
     then their centred second moments (two passes of sums per arm)."""
     from pyspark.sql import functions as F
