@@ -83,12 +83,14 @@ def add_log_options(parser: argparse.ArgumentParser, value_required: bool = Fals
                        help="leave out rows with a missing arm, value, cost or propensity (counted per arm on stderr)")
 
 
-def add_engine_options(parser: argparse.ArgumentParser, choices=("local", "spark")) -> None:
+ENGINE_HELP = ("local (default): pandas/numpy/DuckDB on this machine; spark: the row-wise work on Spark "
+               "(same numbers), for logs larger than one machine")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, choices=("local", "spark"), help: str = ENGINE_HELP) -> None:
     """``--engine`` and ``--spark-master`` (cli-contract.md, section Engines)."""
     group = parser.add_argument_group("engine")
-    group.add_argument("--engine", default="local", choices=list(choices),
-                       help="local (default): pandas/numpy/DuckDB on this machine; spark: the row-wise work on Spark "
-                       "(same numbers), for logs larger than one machine")
+    group.add_argument("--engine", default="local", choices=list(choices), help=help)
     group.add_argument("--spark-master", default="local[*]", metavar="URL",
                        help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, "
                        "sc://HOST:PORT (Spark Connect), yarn, k8s://…")
@@ -160,6 +162,7 @@ def cmd_simulate(args: argparse.Namespace) -> dict:
 def cmd_describe(args: argparse.Namespace) -> dict:
     """Validate a log and summarise it per arm (the Data page's table); auto-detect roles
     that are not given."""
+    local_only(args, "describe")
     from .io import detect_mapping, pick_control, read_table
 
     frame = read_table(args.data, str_columns=[args.action] if args.action else ())
@@ -186,6 +189,13 @@ def cmd_describe(args: argparse.Namespace) -> dict:
         "mapping": log.columns.to_dict(), "features": list(log.features),
         "arms": arms, "fingerprint": log.fingerprint, "data_fingerprint": log.data_fingerprint, "detected_because": why,
     }
+
+
+def local_only(args: argparse.Namespace, what: str) -> None:
+    """Commands without a Spark implementation yet refuse ``--engine spark`` with a clear error."""
+    if getattr(args, "engine", "local") == "spark":
+        raise UserError(f"{what} has no Spark engine yet; run it with --engine local (on Spark: srm, readout, fit, "
+                        "predict, evaluate, allocate, ope)")
 
 
 def _mapped_columns(args: argparse.Namespace) -> dict[str, str]:
@@ -238,6 +248,7 @@ def cmd_srm(args: argparse.Namespace) -> dict:
 
 
 def cmd_overlap(args: argparse.Namespace) -> dict:
+    local_only(args, "overlap")
     from .diagnostics.balance import balance
     from .diagnostics.overlap import estimate_propensities, overlap
 
@@ -292,6 +303,7 @@ def cmd_readout(args: argparse.Namespace) -> dict:
 
 def cmd_design(args: argparse.Namespace) -> dict:
     """Sample size or detectable effect of the next test, per offer against no offer."""
+    local_only(args, "design")
     from .design.power import design, design_from_log
 
     common = dict(mde=args.mde, n=args.n, alpha=args.alpha, power=args.power, ratio=args.ratio, correction=args.correction)
@@ -351,17 +363,32 @@ def _write_predictions(ids, predictions, path: str) -> str:
 
 
 def cmd_fit(args: argparse.Namespace) -> dict:
+    if args.engine in ("native", "econml"):  # the fitting engine's old option name
+        args.fit_engine, args.engine = args.engine, "local"
     from .uplift.learners import UpliftModel
     from .uplift.persist import save_model, write_model_file
     from .workspace import Workspace
 
     candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip()) if args.candidates else None
     model = UpliftModel(learner=args.learner, folds=args.folds, bagging=args.bagging, by_segment=args.by_segment,
-                        seed=args.seed, tuning=args.tuning, engine=args.engine, ranking_scorer=args.ranking_scorer,
+                        seed=args.seed, tuning=args.tuning, engine=args.fit_engine, ranking_scorer=args.ranking_scorer,
                         cpi_max=args.cpi_max,
                         **({"candidates": candidates} if candidates is not None else {}))
     model._validate_params()
-    log = load_log(args, require_value=True)
+    if args.engine == "spark":
+        from .engines.spark import FIT_ROWS, driver_sample, read
+
+        spark = spark_session(args)
+        n = read(spark, args.data).count()
+        if n <= FIT_ROWS:
+            log = load_log(args, require_value=True)
+        else:
+            frame, _ = driver_sample(spark, args.data, FIT_ROWS, seed=args.seed)
+            log = log_from_frame(frame, args, require_value=True)
+        sys.stderr.write(f"fitting on this machine on {log.n:,} of the log's {n:,} rows"
+                         + (" (a fixed sample drawn on Spark)" if log.n < n else "") + "\n")
+    else:
+        log = load_log(args, require_value=True)
     model.fit(log, progress=_progress_to_stderr())
     for head, info in model.report_.tuning.items():
         sys.stderr.write(f"tuning: {head} head {info['chosen']} (per fold: {', '.join(info['per_fold'])})\n")
@@ -738,6 +765,7 @@ def _ope_spark(args: argparse.Namespace, estimators: list[str]) -> dict:
 
 
 def cmd_monitor(args: argparse.Namespace) -> dict:
+    local_only(args, "monitor")
     from .io import read_table
     from .monitoring.daily import Pacing, Thresholds, monitor
     from .schema import ColumnMap, ExperimentLog
@@ -853,6 +881,7 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("describe", help="validate a log and summarise it per arm (roles not given are auto-detected)")
     add_log_options(p, action_required=False)
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_describe)
 
     p = sub.add_parser("srm", help="sample-ratio mismatch: arm counts against the intended split")
@@ -871,6 +900,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the propensity model")
     p.add_argument("--check-logged", action="store_true", help="also estimate propensities and count rows that disagree with the logged ones")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_overlap)
 
     p = sub.add_parser("fit", help="fit an uplift model: value and cost heads for every offer, cross-fitted")
@@ -889,7 +919,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--tuning", default="auto", choices=["auto", "fixed"],
                    help="auto (default): LightGBM complexity per head and fold from a small search with early "
                    "stopping; fixed: one regularised setting")
-    p.add_argument("--engine", default="native", choices=["native", "econml"],
+    p.add_argument("--fit-engine", default="native", choices=["native", "econml"],
                    help="native (default): binned-once LightGBM engine; econml: EconML's meta-learners (reference)")
     p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
     p.add_argument("--bagging", type=int, default=0, help="bootstrap refits per fold (default 0 = off)")
@@ -898,6 +928,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--model-out", metavar="PATH", help="write the fitted model here (loadable only by this workspace)")
     p.add_argument("--predictions-out", metavar="CSV", help="out-of-fold tau_value__<arm>, tau_cost__<arm> per row")
     add_json_out(p)
+    add_engine_options(p, choices=("local", "spark", "native", "econml"),
+                       help="local (default) or spark: where the log is read; models are fitted on this machine either "
+                       "way (on Spark, on at most 2,000,000 rows: a fixed sample of larger logs); native and econml "
+                       "are the old names of --fit-engine")
     p.set_defaults(handler=cmd_fit)
 
     p = sub.add_parser("predict", help="score new customers with a model written by fit --model-out")
@@ -979,6 +1013,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--correction", default="none", help="none | bonferroni (α/arms per comparison); default none")
     p.add_argument("--cuped", metavar="COL", help="pre-period column of the log: reports CUPED's variance factor 1 − ρ²")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_design)
 
     p = sub.add_parser("deploy", help="send a plan with a holdout and exploration: assignment file with exact propensities")
@@ -1023,6 +1058,7 @@ def build_parser() -> ArgumentParser:
                    help="alert when spend plus outstanding liability exceeds the pacing plan by this share (default 0.1)")
     p.add_argument("--fairness", metavar="COL", help="fairness audit by this attribute (region, age band, …)")
     add_json_out(p)
+    add_engine_options(p)
     p.set_defaults(handler=cmd_monitor)
 
     parser.commands = list(sub.choices)  # for the "no command given" message

@@ -240,3 +240,28 @@ def test_data_page_reads_a_parquet_path_on_spark_and_says_when_it_samples(sim, m
     [t for t in at.text_input if t.label == "Parquet path"][0].set_value(str(sim["scores"])).run()
     [b for b in at.button if b.label == "Read on Spark"][0].click().run()
     assert "is not a Parquet file, folder or pattern" in " ".join(e.value for e in at.error)
+
+
+def test_fit_on_spark_reads_there_and_fits_on_this_machine(capsys, sim, monkeypatch):
+    from core.engines import spark as engine
+
+    args = ["fit", "--data", sim["log"], *SIM, "--learner", "t", "--folds", 2, "--tuning", "fixed"]
+    code, local, err = run(capsys, *args, "--predictions-out", sim["folder"] / "fit_local.csv")
+    assert code == 0, err
+    code, spark, err = run(capsys, *args, "--predictions-out", sim["folder"] / "fit_spark.csv", *SPARK)
+    assert code == 0, err
+    assert "fitting on this machine on 3,000 of the log's 3,000 rows" in err
+    assert spark["n_rows"] == local["n_rows"] == 3000
+    pd.testing.assert_frame_equal(pd.read_csv(sim["folder"] / "fit_local.csv"), pd.read_csv(sim["folder"] / "fit_spark.csv"))
+    monkeypatch.setattr(engine, "FIT_ROWS", 1200)
+    code, sampled, err = run(capsys, *args, *SPARK)
+    assert code == 0, err
+    assert "of the log's 3,000 rows (a fixed sample drawn on Spark)" in err
+    assert abs(sampled["n_rows"] - 1200) < 4 * np.sqrt(3000 * 0.4 * 0.6)
+
+
+@pytest.mark.parametrize("command", ["describe", "overlap", "design", "monitor"])
+def test_commands_without_a_spark_engine_say_so(capsys, command):
+    code, _, err = run(capsys, command, "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail",
+                       "--value", "spend", "--time", "recency", *SPARK)
+    assert code == 2 and err.startswith(f"error: {command} has no Spark engine yet; run it with --engine local"), err
