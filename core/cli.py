@@ -194,8 +194,8 @@ def cmd_describe(args: argparse.Namespace) -> dict:
 def local_only(args: argparse.Namespace, what: str) -> None:
     """Commands without a Spark implementation yet refuse ``--engine spark`` with a clear error."""
     if getattr(args, "engine", "local") == "spark":
-        raise UserError(f"{what} has no Spark engine yet; run it with --engine local (on Spark: srm, readout, fit, "
-                        "predict, evaluate, allocate, ope)")
+        raise UserError(f"{what} has no Spark engine yet; run it with --engine local (on Spark: srm, overlap, readout, "
+                        "fit, predict, evaluate, allocate, ope)")
 
 
 def _mapped_columns(args: argparse.Namespace) -> dict[str, str]:
@@ -248,7 +248,8 @@ def cmd_srm(args: argparse.Namespace) -> dict:
 
 
 def cmd_overlap(args: argparse.Namespace) -> dict:
-    local_only(args, "overlap")
+    if args.engine == "spark":
+        return _overlap_spark(args)
     from .diagnostics.balance import balance
     from .diagnostics.overlap import estimate_propensities, overlap
 
@@ -262,6 +263,28 @@ def cmd_overlap(args: argparse.Namespace) -> dict:
     result = overlap(log, clip=args.clip, estimated=estimated)
     bal = balance(log, result.propensity)
     return {**result.to_dict(), **bal.to_dict()}
+
+
+def _overlap_spark(args: argparse.Namespace) -> dict:
+    """``overlap`` on Spark: propensity sums and the features' moments per arm there; an
+    estimated propensity model is fitted on the driver."""
+    from .diagnostics.overlap import estimate_propensities
+    from .engines import spark as engine
+
+    if not 0 < args.clip < 1:
+        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {args.clip}")
+    spark = spark_session(args)
+    log = engine.mapped_log(spark, args)
+    source = "logged" if log.has_propensity else "estimated"
+    if not log.has_propensity or args.check_logged:
+        if not log.has_propensity:
+            sys.stderr.write("no --propensity given: estimating propensities with cross-fitted LightGBM (on the driver)\n")
+        local = log.local(require_value=False)
+        matrix = estimate_propensities(local, folds=args.folds, seed=args.seed,
+                                       progress=lambda f, msg: sys.stderr.write(f"{msg}\n"))
+        log = engine.attach(spark, log, {"_pe": matrix[np.arange(local.n), [local.labels.index(a) for a in local.action]]})
+    sums = engine.overlap(log, args.clip, source, bool(args.check_logged and log.has_propensity))
+    return {**sums.to_dict(), **engine.balance(log, source).to_dict()}
 
 
 def cmd_readout(args: argparse.Namespace) -> dict:
@@ -717,12 +740,9 @@ def _ope_spark(args: argparse.Namespace, estimators: list[str]) -> dict:
     name = args.policy_name
     if name and name.startswith("treat-all:") and name.split(":", 1)[1] not in log.labels:
         raise UserError(f"treat-all arm '{name.split(':', 1)[1]}' is not in the log; arms: {', '.join(log.labels)}")
-    if not 0 < args.alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    if args.bootstrap < 2:
-        raise UserError(f"--bootstrap must be at least 2 resamples, got {args.bootstrap}")
-    if args.clip is not None and not 0 < args.clip < 1:
-        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {args.clip}")
+    from .ope.estimators import check_settings
+
+    check_settings(estimators, args.alpha, args.bootstrap, args.clip)
     fitted: dict[str, np.ndarray] = {}
     q: dict = {}
     local = None

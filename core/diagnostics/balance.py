@@ -60,27 +60,30 @@ def _weighted_stats(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def smd_matrix(x: pd.DataFrame, action: np.ndarray, labels: list[str], control: str,
                weights: np.ndarray | None = None) -> pd.DataFrame:
     """SMD of every column of ``x``: rows = columns of ``x``, columns = non-control arms.
-
     With ``weights=None`` the plain sample means and variances (ddof = 1); otherwise weighted
     means and the unbiased weighted variance, which equals the ddof = 1 variance when all
     weights are equal.  A feature constant in both groups has SMD 0 when the means agree.
     """
     values = x.to_numpy(dtype=float)
     w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
-    in_control = action == control
-    mean_c, var_c = _weighted_stats(values[in_control], w[in_control])
+    stats = {arm: _weighted_stats(values[action == arm], w[action == arm]) for arm in labels}
+    return smd_from_stats(stats, list(x.columns), labels, control)
+
+
+def smd_from_stats(stats: dict, columns: list[str], labels: list[str], control: str) -> pd.DataFrame:
+    """The SMD table from each arm's (means, variances) of the design columns."""
+    mean_c, var_c = stats[control]
     out = {}
     for arm in labels:
         if arm == control:
             continue
-        rows = action == arm
-        mean_a, var_a = _weighted_stats(values[rows], w[rows])
+        mean_a, var_a = stats[arm]
         pooled = np.sqrt((var_a + var_c) / 2.0)
         diff = mean_a - mean_c
         with np.errstate(invalid="ignore", divide="ignore"):
             smd = np.where(pooled > 0, diff / pooled, np.where(np.isclose(diff, 0.0), 0.0, np.inf * np.sign(diff)))
         out[arm] = smd
-    return pd.DataFrame(out, index=x.columns)
+    return pd.DataFrame(out, index=columns)
 
 
 @dataclass(frozen=True)

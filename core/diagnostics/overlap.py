@@ -11,6 +11,7 @@ cost, and a clip is suggested.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -74,57 +75,64 @@ def estimate_propensities(
 
 
 @dataclass(frozen=True)
-class OverlapResult:
-    """Overlap diagnostics (see module docstring).  ``propensity`` is the probability of each
-    row's logged arm; ``matrix`` the full (n × arms) estimate when one was made."""
+class OverlapSums:
+    """Everything the overlap diagnostics report, from sums per arm (what an engine computes):
+    rows, smallest propensity, rows below the clip, and for each clip ε of the clip table (0 =
+    none) Σ 1/max(p, ε) and Σ 1/max(p, ε)² and the rows below ε."""
 
     propensity_source: str
     clip: float
     labels: tuple[str, ...]
-    action: np.ndarray = field(repr=False)
-    propensity: np.ndarray = field(repr=False)
-    matrix: np.ndarray | None = field(default=None, repr=False)
-    estimated_for_logged: np.ndarray | None = field(default=None, repr=False)
+    n: dict[str, int]
+    min_p: dict[str, float]
+    below_clip: dict[str, int]
+    clip_sums: dict[float, dict[str, tuple[float, float]]]
+    below_eps: dict[float, int]
+    disagreement_rows: int | None = None
+
+    @staticmethod
+    def epsilons() -> tuple[float, ...]:
+        return (0.0, *CLIP_CANDIDATES)
 
     @property
     def share_below_clip(self) -> float:
-        return float(np.mean(self.propensity < self.clip))
-
-    def _rows(self, label):
-        return self.propensity[self.action == label]
+        return sum(self.below_clip.values()) / sum(self.n.values())
 
     @property
     def min_propensity(self) -> dict[str, float]:
-        return {l: float(self._rows(l).min()) if (self.action == l).any() else float("nan") for l in self.labels}
+        return {l: self.min_p[l] if self.n[l] else float("nan") for l in self.labels}
+
+    @staticmethod
+    def _ess(s1: float, s2: float) -> float:
+        return float(s1**2 / s2) if s2 > 0 else 0.0
 
     @property
     def ess(self) -> dict[str, float]:
-        return {l: ess(1.0 / self._rows(l)) for l in self.labels}
+        return {l: self._ess(*self.clip_sums[0.0][l]) for l in self.labels}
 
     @property
     def n_by_arm(self) -> dict[str, int]:
-        return {l: int((self.action == l).sum()) for l in self.labels}
+        return dict(self.n)
 
     @property
     def ess_ratio(self) -> dict[str, float]:
-        n = self.n_by_arm
-        return {l: (e / n[l] if n[l] else float("nan")) for l, e in self.ess.items()}
+        return {l: (e / self.n[l] if self.n[l] else float("nan")) for l, e in self.ess.items()}
 
     @property
     def share_below_clip_by_arm(self) -> dict[str, float]:
-        return {l: float(np.mean(self._rows(l) < self.clip)) if (self.action == l).any() else float("nan") for l in self.labels}
+        return {l: self.below_clip[l] / self.n[l] if self.n[l] else float("nan") for l in self.labels}
 
-    def clip_table(self, candidates=CLIP_CANDIDATES) -> pd.DataFrame:
+    def clip_table(self) -> pd.DataFrame:
         """For each clip ε: share of rows clipped, ESS per arm and its smallest ratio to n."""
         rows = []
-        for eps in (0.0, *candidates):
-            row = {"clip": eps, "share_clipped": float(np.mean(self.propensity < eps))}
+        total = sum(self.n.values())
+        for eps in self.epsilons():
+            row = {"clip": eps, "share_clipped": self.below_eps[eps] / total}
             ratios = []
             for l in self.labels:
-                p = self._rows(l)
-                value = ess(1.0 / np.maximum(p, eps)) if len(p) else 0.0
+                value = self._ess(*self.clip_sums[eps][l]) if self.n[l] else 0.0
                 row[f"ess__{l}"] = value
-                ratios.append(value / len(p) if len(p) else 0.0)
+                ratios.append(value / self.n[l] if self.n[l] else 0.0)
             row["min_ess_ratio"] = float(min(ratios))
             rows.append(row)
         return pd.DataFrame(rows)
@@ -136,6 +144,55 @@ class OverlapResult:
         table = self.clip_table()
         ok = table[table["min_ess_ratio"] >= MIN_ESS_RATIO]
         return float(ok["clip"].iloc[0]) if len(ok) else float(table["clip"].iloc[-1])
+
+    def to_dict(self) -> dict:
+        out = {
+            "propensity_source": self.propensity_source, "clip": self.clip,
+            "share_below_clip": self.share_below_clip, "min_propensity": self.min_propensity, "ess": self.ess,
+            "n": self.n_by_arm, "ess_ratio": self.ess_ratio, "share_below_clip_by_arm": self.share_below_clip_by_arm,
+            "suggested_clip": self.suggested_clip,
+        }
+        if self.disagreement_rows is not None:
+            out["disagreement_rows"] = self.disagreement_rows
+        return out
+
+
+@dataclass(frozen=True)
+class OverlapResult:
+    """Overlap diagnostics (see module docstring).  ``propensity`` is the probability of each
+    row's logged arm; ``matrix`` the full (n × arms) estimate when one was made.  The numbers
+    come from :class:`OverlapSums` of the rows (:attr:`sums`), as on the Spark engine."""
+
+    propensity_source: str
+    clip: float
+    labels: tuple[str, ...]
+    action: np.ndarray = field(repr=False)
+    propensity: np.ndarray = field(repr=False)
+    matrix: np.ndarray | None = field(default=None, repr=False)
+    estimated_for_logged: np.ndarray | None = field(default=None, repr=False)
+
+    @cached_property
+    def sums(self) -> OverlapSums:
+        rows = {l: self.propensity[self.action == l] for l in self.labels}
+        clip_sums = {eps: {l: (float((1.0 / np.maximum(p, eps)).sum()), float((1.0 / np.maximum(p, eps) ** 2).sum()))
+                           for l, p in rows.items()} for eps in OverlapSums.epsilons()}
+        checked = self.estimated_for_logged is not None and self.propensity_source == "logged"
+        return OverlapSums(self.propensity_source, self.clip, self.labels, {l: len(p) for l, p in rows.items()},
+                           {l: float(p.min()) if len(p) else float("nan") for l, p in rows.items()},
+                           {l: int((p < self.clip).sum()) for l, p in rows.items()}, clip_sums,
+                           {eps: int((self.propensity < eps).sum()) for eps in OverlapSums.epsilons()},
+                           int(len(self.disagreement())) if checked else None)
+
+    share_below_clip = property(lambda self: self.sums.share_below_clip)
+    min_propensity = property(lambda self: self.sums.min_propensity)
+    ess = property(lambda self: self.sums.ess)
+    n_by_arm = property(lambda self: self.sums.n_by_arm)
+    ess_ratio = property(lambda self: self.sums.ess_ratio)
+    share_below_clip_by_arm = property(lambda self: self.sums.share_below_clip_by_arm)
+    suggested_clip = property(lambda self: self.sums.suggested_clip)
+
+    def clip_table(self) -> pd.DataFrame:
+        return self.sums.clip_table()
 
     def disagreement(self, factor: float = DISAGREEMENT_FACTOR) -> pd.DataFrame:
         """Rows whose logged and estimated propensities differ by more than ``factor``×
@@ -149,15 +206,7 @@ class OverlapResult:
                              "estimated": self.estimated_for_logged[idx], "ratio": ratio[idx]})
 
     def to_dict(self) -> dict:
-        out = {
-            "propensity_source": self.propensity_source, "clip": self.clip,
-            "share_below_clip": self.share_below_clip, "min_propensity": self.min_propensity, "ess": self.ess,
-            "n": self.n_by_arm, "ess_ratio": self.ess_ratio, "share_below_clip_by_arm": self.share_below_clip_by_arm,
-            "suggested_clip": self.suggested_clip,
-        }
-        if self.estimated_for_logged is not None and self.propensity_source == "logged":
-            out["disagreement_rows"] = int(len(self.disagreement()))
-        return out
+        return self.sums.to_dict()
 
 
 def overlap(log, clip: float = DEFAULT_CLIP, estimated: np.ndarray | None = None) -> OverlapResult:

@@ -270,12 +270,14 @@ def mapped_log(spark, args, require_value: bool = False, keep=()) -> SparkLog:
     if args.id:
         columns.append(F.col(f"`{args.id}`"))
         checks.append(F.sum(F.col(f"`{args.id}`").isNull().cast("long")).alias("id_null"))
-    features = ()
     if args.features:
         features = tuple(f.strip() for f in args.features.split(",") if f.strip())
         unknown = [f for f in features if f not in present]
         if unknown:
             raise UserError(f"feature column(s) {', '.join(map(repr, unknown))} not in the file")
+    else:  # every column not mapped to a role, in file order (as ColumnMap.resolved_features)
+        used = {getattr(args, role, None) for role in ("action", "value", "cost", "propensity", "segment", "time", "id")}
+        features = tuple(c for c in frame.columns if c != ROW and c not in used)
     row = frame.agg(*checks).collect()[0].asDict()
     n = int(row["n"])
     problems = []
@@ -608,7 +610,7 @@ def option_segments(scores, setting: dict):
         if total is not None:
             yield payload_row(total)
 
-    frame = scores.mapInPandas(run, SEGMENT_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+    frame = scores.mapInPandas(run, SEGMENT_SCHEMA).persist(StorageLevel.DISK_ONLY)
     parts = [pickle.loads(r["payload"]) for r in frame.filter("unit < 0").select("payload").collect()]
     errors = [p for p in parts if isinstance(p, str)]
     if errors:
@@ -627,7 +629,11 @@ def frontier_plan(segments, summary: _Options, budget: float) -> dict:
     from pyspark import StorageLevel, TaskContext
     from pyspark.sql import functions as F
 
-    ordered = segments.orderBy(F.desc("eff"), "unit", "pos").persist(StorageLevel.MEMORY_AND_DISK)
+    # about a million segments per sorted partition, kept on disk: the driver's heap stays small
+    session = segments.sparkSession
+    partitions = max(int(session.conf.get("spark.sql.shuffle.partitions")), -(-summary.options // 1_000_000))
+    session.conf.set("spark.sql.shuffle.partitions", str(partitions))
+    ordered = segments.orderBy(F.desc("eff"), "unit", "pos").persist(StorageLevel.DISK_ONLY)
 
     def totals(batches):
         count, cost, value = 0, 0.0, 0.0
@@ -679,7 +685,7 @@ def frontier_plan(segments, summary: _Options, budget: float) -> dict:
     per_unit = (marked.filter("taken").groupBy("unit")
                 .agg(F.count(F.lit(1)).alias("c"), F.max_by("to_arm", "pos").alias("last_arm"),
                      F.min_by("from_arm", "pos").alias("base_arm")))
-    per_unit = per_unit.persist(StorageLevel.MEMORY_AND_DISK)
+    per_unit = per_unit.persist(StorageLevel.DISK_ONLY)
     left = budget - spent_cost
     fill = pd.DataFrame()
     if next_segment is not None:
@@ -1038,3 +1044,124 @@ def driver_sample(spark, source: str, max_rows: int = FIT_ROWS, seed: int = 0) -
 
         frame = frame.filter(keep(F.col(ROW)))
     return to_pandas(frame), n
+
+
+# --- overlap and balance -------------------------------------------------------------------------
+
+def overlap(log: SparkLog, clip: float, source: str, check_logged: bool):
+    """:class:`~core.diagnostics.overlap.OverlapSums` on Spark: per arm, rows, the smallest
+    propensity, rows below the clip, and Σ 1/max(p, ε), Σ 1/max(p, ε)² for the clip table.
+    The propensity is ``_p`` (logged) or ``_pe`` (estimated on the driver and joined)."""
+    from pyspark.sql import functions as F
+
+    from ..diagnostics.overlap import DISAGREEMENT_FACTOR, OverlapSums
+
+    p = F.col("_p") if source == "logged" else F.col("_pe")
+    aggs = [F.count(F.lit(1)).alias("n"), F.min(p).alias("min_p"), F.sum((p < clip).cast("long")).alias("below")]
+    epsilons = OverlapSums.epsilons()
+    for i, eps in enumerate(epsilons):
+        inverse = 1.0 / F.greatest(p, F.lit(eps))
+        aggs += [F.sum(inverse).alias(f"s1_{i}"), F.sum(inverse * inverse).alias(f"s2_{i}"),
+                 F.sum((p < eps).cast("long")).alias(f"b_{i}")]
+    if check_logged:
+        ratio = F.col("_p") / F.col("_pe")
+        aggs.append(F.sum(((ratio > DISAGREEMENT_FACTOR) | (ratio < 1.0 / DISAGREEMENT_FACTOR)).cast("long")).alias("disagree"))
+    rows = {r["_arm"]: r for r in log.frame.groupBy("_arm").agg(*aggs).collect()}
+    labels = tuple(log.labels)
+    n = {l: int(rows[l]["n"]) if l in rows else 0 for l in labels}
+    clip_sums = {eps: {l: (float(rows[l][f"s1_{i}"]), float(rows[l][f"s2_{i}"])) if l in rows else (0.0, 0.0) for l in labels}
+                 for i, eps in enumerate(epsilons)}
+    below_eps = {eps: sum(int(r[f"b_{i}"]) for r in rows.values()) for i, eps in enumerate(epsilons)}
+    return OverlapSums(source, clip, labels, n, {l: float(rows[l]["min_p"]) if l in rows else float("nan") for l in labels},
+                       {l: int(rows[l]["below"]) if l in rows else 0 for l in labels}, clip_sums, below_eps,
+                       sum(int(r["disagree"]) for r in rows.values()) if check_logged else None)
+
+
+def _design_columns(frame, features: list[str]) -> list[tuple[str, object, object]]:
+    """:func:`core.diagnostics.balance.design_matrix` as Spark expressions: (name, value,
+    present) per design column.  Numeric features (numeric types, or text whose every value
+    is a number, as pandas reads a CSV) as they are, plus ``col_missing`` when a value is
+    missing; the others one-hot over their ``MAX_LEVELS`` most frequent levels."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType, NumericType, StringType
+
+    from ..diagnostics.balance import MAX_LEVELS
+
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    checks = []
+    for col in features:
+        raw = F.col(f"`{col}`")
+        if isinstance(types[col], StringType):
+            checks.append(F.sum((raw.isNotNull() & raw.try_cast("double").isNull()).cast("long")).alias(f"text_{col}"))
+        checks.append(F.sum((raw.isNull() | (F.isnan(raw.try_cast("double")) if not isinstance(types[col], (StringType, BooleanType))
+                                             else F.lit(False))).cast("long")).alias(f"missing_{col}"))
+    counts = frame.agg(*checks).collect()[0].asDict()
+    out = []
+    for col in features:
+        raw = F.col(f"`{col}`")
+        kind = types[col]
+        numeric = isinstance(kind, NumericType) or (isinstance(kind, StringType) and counts[f"text_{col}"] == 0)
+        if numeric and not isinstance(kind, BooleanType):
+            number = raw.try_cast("double")
+            present = number.isNotNull() & ~F.isnan(number)
+            out.append((col, F.when(present, number), present))
+            if isinstance(kind, StringType):
+                missing = frame.filter(number.isNull()).limit(1).count() > 0
+            else:
+                missing = counts[f"missing_{col}"] > 0
+            if missing:
+                out.append((f"{col}_missing", (~present).cast("double"), F.lit(True)))
+            continue
+        text = (F.when(raw, F.lit("True")).otherwise(F.lit("False")) if isinstance(kind, BooleanType)
+                else raw.cast("string"))
+        text = F.coalesce(text, F.lit("(missing)"))
+        levels = frame.groupBy(text.alias("_level")).count().toPandas()
+        levels = levels.sort_values(["count", "_level"], ascending=[False, True], kind="stable")["_level"].tolist()
+        top = levels[:MAX_LEVELS]
+        folded = F.when(text.isin(top), text).otherwise(F.lit("other"))
+        for level in sorted(set(top) | ({"other"} if len(levels) > MAX_LEVELS else set())):
+            out.append((f"{col}_{level}", (folded == F.lit(level)).cast("double"), F.lit(True)))
+    return out
+
+
+def balance(log: SparkLog, source: str | None):
+    """:func:`core.diagnostics.balance.balance` on Spark: each arm's (weighted) means of the
+    design columns, then their variances around those means (two passes of sums)."""
+    from pyspark.sql import functions as F
+
+    from ..diagnostics.balance import BalanceResult, smd_from_stats
+
+    if not log.features:
+        raise UserError("no features are mapped, so balance cannot be checked; map at least one pre-treatment column")
+    design = _design_columns(log.frame, list(log.features))
+    names = [name for name, _, _ in design]
+    weightings = {"raw": F.lit(1.0)}
+    if source is not None:
+        weightings["weighted"] = 1.0 / (F.col("_p") if source == "logged" else F.col("_pe"))
+    first = []
+    for tag, w in weightings.items():
+        for j, (_, x, present) in enumerate(design):
+            ww = F.when(present, w).otherwise(F.lit(0.0))
+            first += [F.sum(ww).alias(f"{tag}_v1_{j}"), F.sum(ww * ww).alias(f"{tag}_v2_{j}"),
+                      F.sum(F.when(present, w * x).otherwise(F.lit(0.0))).alias(f"{tag}_sx_{j}")]
+    sums = {r["_arm"]: r for r in log.frame.groupBy("_arm").agg(*first).collect()}
+    means = {tag: {a: np.array([r[f"{tag}_sx_{j}"] / r[f"{tag}_v1_{j}"] if r[f"{tag}_v1_{j}"] else np.nan
+                                for j in range(len(design))]) for a, r in sums.items()} for tag in weightings}
+    second = []
+    for tag, w in weightings.items():
+        for j, (_, x, present) in enumerate(design):
+            mean = F.create_map(*[v for a in sums for v in (F.lit(a), F.lit(float(means[tag][a][j])))])[F.col("_arm")]
+            second.append(F.sum(F.when(present, w * (x - mean) * (x - mean)).otherwise(F.lit(0.0))).alias(f"{tag}_ss_{j}"))
+    spread = {r["_arm"]: r for r in log.frame.groupBy("_arm").agg(*second).collect()}
+    tables = {}
+    for tag in weightings:
+        stats = {}
+        for a in log.labels:
+            r, q = sums[a], spread[a]
+            v1 = np.array([r[f"{tag}_v1_{j}"] for j in range(len(design))], dtype=float)
+            v2 = np.array([r[f"{tag}_v2_{j}"] for j in range(len(design))], dtype=float)
+            ss = np.array([q[f"{tag}_ss_{j}"] for j in range(len(design))], dtype=float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                stats[a] = (means[tag][a], ss / (v1 - v2 / v1))
+        tables[tag] = smd_from_stats(stats, names, list(log.labels), log.control)
+    return BalanceResult(tables["raw"], tables.get("weighted"))

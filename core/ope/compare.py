@@ -252,17 +252,9 @@ def evaluate_policy(log, policy: Policy, propensity: np.ndarray, q_value: np.nda
     Bootstrap resample b gives each row the Poisson count keyed by ``keys`` (default: the row
     positions, see :mod:`core.engines.keys`); the increments use the same resamples (paired).
     """
-    from .estimators import ESTIMATORS as KNOWN
+    from .estimators import check_settings
 
-    unknown = [e for e in estimators if e not in KNOWN]
-    if unknown:
-        raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(KNOWN)}")
-    if not 0 < alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
-    if n_boot < 2:
-        raise UserError(f"--bootstrap must be at least 2 resamples, got {n_boot}")
-    if clip is not None and not 0 < clip < 1:
-        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {clip}")
+    check_settings(estimators, alpha, n_boot, clip)
     check_policy(log, policy, propensity)
     index = _index(log)
     rows = np.arange(log.n)

@@ -179,6 +179,19 @@ def policy_weights(policy_logged: np.ndarray, propensity: np.ndarray, clip: floa
     return np.asarray(policy_logged, dtype=float) / p, clipped
 
 
+def check_settings(estimators, alpha: float, n_boot: int, clip: float | None = None) -> None:
+    """Refuse unknown estimators and out-of-range settings, naming the option."""
+    unknown = [e for e in estimators if e not in ESTIMATORS]
+    if unknown:
+        raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
+    if n_boot < 2:
+        raise UserError(f"--bootstrap must be at least 2 resamples, got {n_boot}")
+    if clip is not None and not 0 < clip < 1:
+        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {clip}")
+
+
 def estimate(y, propensity, policy_logged, q_logged, q_policy, *, estimators=ESTIMATORS, clip: float | None = None,
              tau: float = np.inf, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> OPEResult:
     """All requested estimators with seeded percentile-bootstrap intervals.
@@ -194,13 +207,7 @@ def estimate(y, propensity, policy_logged, q_logged, q_policy, *, estimators=EST
     q_logged, q_policy : arrays
         q̂(x_i, a_i) and Σ_a π(a|x_i) q̂(x_i, a).
     """
-    unknown = [e for e in estimators if e not in ESTIMATORS]
-    if unknown:
-        raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
-    if not 0 < alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
-    if n_boot < 2:
-        raise UserError(f"--bootstrap must be at least 2 resamples, got {n_boot}")
+    check_settings(estimators, alpha, n_boot)
     y = np.asarray(y, dtype=float)
     w, clipped = policy_weights(policy_logged, propensity, clip)
     stats = _stats_matrix(y, np.asarray(q_logged, float), np.asarray(q_policy, float), w, tau)

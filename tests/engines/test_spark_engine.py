@@ -90,6 +90,13 @@ def test_srm_counts_on_spark_equal_the_local_ones(capsys, sim):
     assert set(out["propensity_check"]) >= {"chi2", "p_value"}
 
 
+def test_overlap_and_balance_on_spark_equal_the_local_ones(capsys, sim):
+    out = same_json(capsys, "overlap", "--data", sim["log"], *SIM, "--id", "customer_id", "--segment", "lifecycle",
+                    "--time", "send_date", "--check-logged", "--folds", 2)
+    assert out["propensity_source"] == "logged" and "disagreement_rows" in out
+    assert {"channel_app", "tenure_months", "age"} <= set(out["smd"]) and "smd_weighted" in out
+
+
 def test_readout_on_spark_equals_the_local_one(capsys, sim):
     out = same_json(capsys, "readout", "--data", sim["log"], *SIM)
     assert out["coupon_20"]["cpi"]["cpi"] == pytest.approx(out["coupon_20"]["cost"]["effect"] / out["coupon_20"]["value"]["effect"])
@@ -177,6 +184,8 @@ def hillstrom_scores(tmp_path_factory):
 def test_hillstrom_srm_ope_evaluate_allocate_are_the_same_on_spark(capsys, sim, hillstrom_scores):
     out = same_json(capsys, "srm", "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail", "--by", "channel")
     assert sum(out["observed"].values()) == 64_000
+    out = same_json(capsys, "overlap", *HILL, "--folds", 2)
+    assert out["propensity_source"] == "estimated" and "history_segment_1) $0 - $100" in out["smd"]
     out = same_json(capsys, "readout", *HILL)
     assert out["Womens E-Mail"]["cost"]["effect"] == pytest.approx(0.4)
     out = same_json(capsys, "ope", *HILL, "--policy-name", "treat-all:Womens E-Mail", "--estimators", "ips,snips",
@@ -260,7 +269,7 @@ def test_fit_on_spark_reads_there_and_fits_on_this_machine(capsys, sim, monkeypa
     assert abs(sampled["n_rows"] - 1200) < 4 * np.sqrt(3000 * 0.4 * 0.6)
 
 
-@pytest.mark.parametrize("command", ["describe", "overlap", "design", "monitor"])
+@pytest.mark.parametrize("command", ["describe", "design", "monitor"])
 def test_commands_without_a_spark_engine_say_so(capsys, command):
     code, _, err = run(capsys, command, "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail",
                        "--value", "spend", "--time", "recency", *SPARK)
