@@ -595,10 +595,12 @@ def cmd_allocate(args: argparse.Namespace) -> dict:
 
     caps = {k: v for k, v in parse_label_floats(args.cap, "--cap").items()} if args.cap else None
     if args.engine == "spark":
-        out = _allocate_spark(args, caps)
-        if out is not None:
-            return out
-    scores = read_table(args.scores, name=args.scores) if args.engine == "local" else args.collected_scores
+        planned = _allocate_spark(args, caps)
+        if isinstance(planned, dict):
+            return planned
+        scores = planned  # an instance for the exact solver, collected to this machine
+    else:
+        scores = read_table(args.scores, name=args.scores)
     setting = _allocation_setting(args, score_arms(scores))
     candidates = candidates_for_plan(scores, setting)
     result = allocate(candidates, args.budget, args.control, method=args.method, caps=caps, solver=args.solver)
@@ -615,10 +617,10 @@ def cmd_allocate(args: argparse.Namespace) -> dict:
     return out
 
 
-def _allocate_spark(args: argparse.Namespace, caps) -> dict | None:
-    """``allocate`` on Spark.  The fast method's frontier runs there; the exact MILP is solved on
-    one machine, so an instance small enough for it (or with caps) is collected to the driver and
-    solved as locally (``None`` is returned and ``args.collected_scores`` holds the table)."""
+def _allocate_spark(args: argparse.Namespace, caps):
+    """``allocate`` on Spark: the fast method's output.  The exact MILP is solved on one machine,
+    so for an instance small enough for it (or with caps) the scores table is returned instead,
+    collected to the driver, and solved as locally."""
     import time
 
     from .decision.allocate import AUTO_EXACT_LIMIT, _validate_budget, _validate_caps
@@ -635,8 +637,7 @@ def _allocate_spark(args: argparse.Namespace, caps) -> dict | None:
     if args.method == "fast" and caps:
         raise UserError("the fast method does not handle --cap; use --method exact or auto")
     if args.method == "exact" or (args.method == "auto" and (caps or summary.options <= AUTO_EXACT_LIMIT)):
-        args.collected_scores = engine.to_pandas(scores)
-        return None
+        return engine.to_pandas(scores)
     plan = engine.frontier_plan(segments, summary, budget)
     counts = {args.control: int(plan["counts"][0]), **{a: int(plan["counts"][j + 1]) for j, a in enumerate(arms)}}
     bound = plan["upper_bound"]
