@@ -213,9 +213,10 @@ def cmd_srm(args: argparse.Namespace) -> dict:
 
     spark = spark_session(args) if args.engine == "spark" else None
     if spark is not None:
-        from .engines.spark import read
+        from .engines.spark import ROW, read
 
-        columns = [c for c in read(spark, args.data).columns if c != "_row"]
+        frame = read(spark, args.data)  # read once: the counts and the propensity check share it
+        columns = [c for c in frame.columns if c != ROW]
     else:
         columns = file_columns(args.data)
     wanted = {**_mapped_columns(args), **({"--by": args.by} if args.by else {})}
@@ -227,7 +228,7 @@ def cmd_srm(args: argparse.Namespace) -> dict:
     if spark is not None:
         from .engines.spark import arm_counts
 
-        counts = arm_counts(spark, args.data, args.action, keys)
+        counts = arm_counts(frame, args.action, keys)
     else:
         counts = count_arms(args.data, args.action, keys)
     if int(counts["n"].sum()) == 0:
@@ -238,7 +239,7 @@ def cmd_srm(args: argparse.Namespace) -> dict:
         if spark is not None:
             from .engines.spark import mapped_log, propensity_sums
 
-            log = mapped_log(spark, args)
+            log = mapped_log(spark, args, frame=frame)
             check = propensity_consistency_from_sums(log.n, log.labels, *propensity_sums(log), args.alpha)
         else:
             log = load_log(args)
@@ -624,12 +625,13 @@ def _allocate_spark(args: argparse.Namespace, caps):
     import time
 
     from .decision.allocate import AUTO_EXACT_LIMIT, _validate_budget, _validate_caps
+    from .decision.policy import score_arms
     from .engines import spark as engine
 
     start = time.perf_counter()
     spark = spark_session(args)
     scores = engine.read(spark, args.scores)
-    arms = [c[len("tau_value__"):] for c in scores.columns if c.startswith("tau_value__")]
+    arms = score_arms(scores)
     setting = _allocation_setting(args, arms)
     segments, summary = engine.option_segments(scores, setting)
     budget = _validate_budget(args.budget)
@@ -654,12 +656,10 @@ def _allocate_spark(args: argparse.Namespace, caps):
 
 
 def _ope_estimators(args: argparse.Namespace) -> list[str]:
-    from .ope.estimators import ESTIMATORS
+    from .ope.estimators import ESTIMATORS, check_settings
 
     estimators = [e.strip() for e in args.estimators.split(",") if e.strip()] if args.estimators else list(ESTIMATORS)
-    unknown = [e for e in estimators if e not in ESTIMATORS]
-    if unknown:
-        raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
+    check_settings(estimators, args.alpha, args.bootstrap, args.clip)
     if bool(args.policy) == bool(args.policy_name):
         raise UserError("give either --policy CSV or --policy-name (treat-all:L, no-offer, logging, random)")
     name = args.policy_name
@@ -741,9 +741,6 @@ def _ope_spark(args: argparse.Namespace, estimators: list[str]) -> dict:
     name = args.policy_name
     if name and name.startswith("treat-all:") and name.split(":", 1)[1] not in log.labels:
         raise UserError(f"treat-all arm '{name.split(':', 1)[1]}' is not in the log; arms: {', '.join(log.labels)}")
-    from .ope.estimators import check_settings
-
-    check_settings(estimators, args.alpha, args.bootstrap, args.clip)
     fitted: dict[str, np.ndarray] = {}
     q: dict = {}
     local = None

@@ -235,15 +235,15 @@ class SparkLog:
         return load_log(self.args, require_value=require_value)
 
 
-def mapped_log(spark, args, require_value: bool = False, keep=()) -> SparkLog:
-    """Read ``--data`` on Spark and check it against the mapping options (one pass of counts);
-    ``keep`` names further columns to carry along."""
+def mapped_log(spark, args, require_value: bool = False, keep=(), frame=None) -> SparkLog:
+    """Read ``--data`` on Spark (or take ``frame``, already read) and check it against the
+    mapping options (one pass of counts); ``keep`` names further columns to carry along."""
     from pyspark.sql import functions as F
 
     for attr, option in UNSUPPORTED.items():
         if getattr(args, attr, None):
             raise UserError(f"{option} is not supported by the Spark engine yet; run with --engine local")
-    frame = read(spark, args.data)
+    frame = read(spark, args.data) if frame is None else frame
     present = set(frame.columns) - {ROW}
     roles = {"action": args.action, "value": args.value, "cost": args.cost, "propensity": args.propensity, "id": args.id}
     missing = [f"{role} column '{col}'" for role, col in roles.items() if col and col not in present]
@@ -361,11 +361,11 @@ def reduce_partitions(frame, per_partition, combine=None):
 
 # --- SRM ---------------------------------------------------------------------------------------
 
-def arm_counts(spark, source, action: str, by: list[str]) -> pd.DataFrame:
-    """:func:`core.diagnostics.srm.count_arms` on Spark: counts per arm (and ``by`` columns) as text."""
+def arm_counts(frame, action: str, by: list[str]) -> pd.DataFrame:
+    """:func:`core.diagnostics.srm.count_arms` on Spark: counts per arm (and ``by`` columns) of a
+    log read by :func:`read`, as text."""
     from pyspark.sql import functions as F
 
-    frame = read(spark, source)
     missing = [c for c in [action, *by] if c not in frame.columns]
     if missing:
         raise UserError(f"column(s) {', '.join(map(repr, missing))} not in the log; columns: {', '.join(frame.columns[:30])}")
@@ -399,6 +399,30 @@ def attach(spark, log: SparkLog, columns: dict[str, np.ndarray]) -> SparkLog:
                     log.id_column, log.source, log.features)
 
 
+def _join_to_log(log: SparkLog, table, wanted: list, duplicated: str, missing: str, rows: str):
+    """``wanted`` columns of ``table`` joined to the log's rows: on ``id`` (as text) when the log
+    maps an id and the table has one, else by position (same number of rows).  The messages are
+    formatted with ``{id}`` (an example id), ``{n}`` (ids missing) or ``{rows}`` (the table's rows)."""
+    from pyspark.sql import functions as F
+
+    if log.id_column and "id" in table.columns:
+        keyed = table.select(F.col("id").cast("string").alias("_key"), *wanted)
+        repeated = keyed.groupBy("_key").count().filter("count > 1").limit(1).collect()
+        if repeated:
+            raise UserError(duplicated.format(id=repeated[0]["_key"]))
+        joined = (log.frame.withColumn("_key", F.col(f"`{log.id_column}`").cast("string"))
+                  .join(keyed.withColumn("_matched", F.lit(True)), on="_key", how="left"))
+        lost = joined.filter(F.col("_matched").isNull())
+        n_missing = lost.count()
+        if n_missing:
+            raise UserError(missing.format(n=n_missing, id=lost.orderBy(ROW).select("_key").first()[0]))
+        return joined.drop("_key", "_matched")
+    n_rows = table.count()
+    if n_rows != log.n:
+        raise UserError(rows.format(rows=n_rows))
+    return log.frame.join(table.select(F.col(ROW), *wanted), on=ROW, how="inner")
+
+
 def policy_frame(spark, log: SparkLog, path: str):
     """The policy file's rows joined to the log (on ``id`` when both have ids, else by position):
     ``_pa`` (the action, as text) or ``_pi__<j>`` (probabilities per arm)."""
@@ -407,37 +431,23 @@ def policy_frame(spark, log: SparkLog, path: str):
     policy = read(spark, path)
     prob_cols = [c for c in policy.columns if str(c).startswith("prob__")]
     if "action" in policy.columns and not prob_cols:
-        wanted, names = [F.col("action").cast("string").alias("_pa")], ["_pa"]
+        wanted = [F.col("action").cast("string").alias("_pa")]
     elif prob_cols:
         unknown = [c[len("prob__"):] for c in prob_cols if c[len("prob__"):] not in log.labels]
         if unknown:
             raise UserError(f"the policy file has probabilities for arm(s) {', '.join(map(repr, unknown))} not in the log")
-        names = [f"_pi__{log.labels.index(c[len('prob__'):])}" for c in prob_cols]
-        wanted = [_number(c).alias(name) for c, name in zip(prob_cols, names)]
+        wanted = [_number(c).alias(f"_pi__{log.labels.index(c[len('prob__'):])}") for c in prob_cols]
         for c in prob_cols:
             number = _number(c)
             if policy.filter(number.isNull() | (number < 0) | (number > 1)).limit(1).count():
                 raise UserError(f"column '{c}' must hold probabilities between 0 and 1 in every row")
     else:
         raise UserError("the policy file needs an 'action' column or prob__<arm> columns")
-    if log.id_column and "id" in policy.columns:
-        keyed = policy.select(F.col("id").cast("string").alias("_pid"), *wanted)
-        duplicated = keyed.groupBy("_pid").count().filter("count > 1").limit(1).collect()
-        if duplicated:
-            raise UserError(f"the policy file has duplicated ids (e.g. {duplicated[0]['_pid']!r})")
-        keyed = keyed.withColumn("_matched", F.lit(True))
-        joined = log.frame.withColumn("_pid", F.col(f"`{log.id_column}`").cast("string")).join(keyed, on="_pid", how="left")
-        lost = joined.filter(F.col("_matched").isNull())
-        n_missing = lost.count()
-        if n_missing:
-            first = lost.orderBy(ROW).select("_pid").first()[0]
-            raise UserError(f"the policy file has no row for {n_missing:,} customers of the log (e.g. id {first!r}); "
-                            "every logged customer needs a decision")
-        return joined.drop("_pid", "_matched")
-    n_policy = policy.count()
-    if n_policy != log.n:
-        raise UserError(f"the policy file has {n_policy:,} rows but the log has {log.n:,}; add an id column (and map --id) to join them")
-    return log.frame.join(policy.select(F.col(ROW), *wanted), on=ROW, how="inner")
+    return _join_to_log(log, policy, wanted, "the policy file has duplicated ids (e.g. {id!r})",
+                        "the policy file has no row for {n:,} customers of the log (e.g. id {id!r}); "
+                        "every logged customer needs a decision",
+                        f"the policy file has {{rows:,}} rows but the log has {log.n:,}; add an id column (and map --id) "
+                        "to join them")
 
 
 @dataclass
@@ -861,27 +871,14 @@ def _calibration(frame, score_col: str, outcome: str, n_bins: int, alpha: float)
 def scores_frame(spark, log: SparkLog, path: str):
     """The scores file joined to the log: on ``id`` when the log maps one and the file has it,
     else by position (same number of rows)."""
-    from pyspark.sql import functions as F
-
     scores = read(spark, path)
     wanted = [c for c in scores.columns if c.startswith(("tau_value__", "tau_cost__", "score__"))]
-    if log.id_column and "id" in scores.columns:
-        keyed = scores.select(F.col("id").cast("string").alias("_sid"), *[_number(c).alias(c) for c in wanted])
-        duplicated = keyed.groupBy("_sid").count().filter("count > 1").limit(1).collect()
-        if duplicated:
-            raise UserError(f"--scores '{path}' has duplicated ids (e.g. {duplicated[0]['_sid']!r})")
-        joined = (log.frame.withColumn("_sid", F.col(f"`{log.id_column}`").cast("string"))
-                  .join(keyed.withColumn("_matched", F.lit(True)), on="_sid", how="left"))
-        lost = joined.filter(F.col("_matched").isNull())
-        n_missing = lost.count()
-        if n_missing:
-            first = lost.orderBy(ROW).select("_sid").first()[0]
-            raise UserError(f"--scores '{path}' has no row for {n_missing:,} ids of the log (e.g. {first!r})")
-        return joined.drop("_sid", "_matched"), wanted
-    n_scores = scores.count()
-    if n_scores != log.n:
-        raise UserError(f"--scores '{path}' has {n_scores:,} rows but the log has {log.n:,}; give --id so they can be joined on id")
-    return log.frame.join(scores.select(F.col(ROW), *[_number(c).alias(c) for c in wanted]), on=ROW, how="inner"), wanted
+    joined = _join_to_log(log, scores, [_number(c).alias(c) for c in wanted],
+                          f"--scores '{path}' has duplicated ids (e.g. {{id!r}})",
+                          f"--scores '{path}' has no row for {{n:,}} ids of the log (e.g. {{id!r}})",
+                          f"--scores '{path}' has {{rows:,}} rows but the log has {log.n:,}; give --id so they can be "
+                          "joined on id")
+    return joined, wanted
 
 
 def evaluate(log: SparkLog, frame, columns: list[str], arms: list[str], n_bins: int):
