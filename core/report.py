@@ -91,21 +91,21 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     models = {k: v for k, v in config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
     loaded, evaluations = {}, {}
     if models and workspace is not None:
-        from .evaluation import evaluate, recommend
+        from .evaluation import evaluate
+        from .evaluation.leaderboard import leaderboard, stored_time_splits
         from .uplift.learners import model_title
         from .uplift.persist import load_model
 
         sections.append("models")
-        rows = {}
         for key, record in models.items():
             loaded[key] = load_model(record["model_id"], workspace)
             evaluations[key] = evaluate(log, loaded[key].oof_)
-            rows[key] = evaluations[key].summary()
-        best, why = recommend({k: {**v, "stability": None} for k, v in rows.items()})
-        board = pd.DataFrame([{"model": model_title(k, loaded[k]), **v, "recommended": k == best} for k, v in rows.items()])
-        verdict = (f"Recommended: <b>{html.escape(model_title(best, loaded[best]))}</b> — {html.escape(why)}."
+        board = leaderboard(evaluations, loaded, stored_time_splits(config, models),
+                            titles={k: model_title(k, m) for k, m in loaded.items()})
+        best, why = board.best, board.why
+        verdict = (f"Recommended: <b>{html.escape(board.title(best))}</b> — {html.escape(why)}."
                    if best is not None else f"<b>{html.escape(why[:1].upper() + why[1:])}.</b>")
-        body.append(f"<h2>Models</h2><p>{verdict}</p>" + _table(board))
+        body.append(f"<h2>Models</h2><p>{verdict}</p>" + _table(board.to_frame()))
         for key, model in loaded.items():
             if getattr(model, "selection_", None) is not None:
                 body.append(f"<p>{html.escape(model_title(key, model))}: {html.escape(model.selection_.reason)}.</p>"
@@ -125,13 +125,13 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     if allocation and allocation.get("model") in loaded:
         from .decision.allocate import Frontier, allocate_fast
         from .decision.policy import budget_text, candidates_for_plan
+        from .decision.summary import plan_summary
 
         sections.append("allocation")
         candidates = candidates_for_plan(loaded[allocation["model"]].oof_, allocation)
         frontier = Frontier(candidates)
         plan = allocate_fast(candidates, allocation["budget"], log.control, frontier)
-        per_offer = plan.to_frame(log.ids, candidates).groupby("action").agg(
-            customers=("id", "size"), spend=("tau_cost", "sum"), incremental_value=("tau_value", "sum")).reset_index()
+        per_offer = plan_summary(plan, candidates)
         cpi = f"{allocation['cpi_max']:g}" if allocation.get("cpi_max") is not None else "none"
         spent = (f"<b>{plan.total_cost:,.0f}</b> offers sent" if allocation.get("cost_basis") == "count"
                  else f"expected cost <b>{plan.total_cost:,.0f}</b>")

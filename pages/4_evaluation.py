@@ -7,7 +7,7 @@ import streamlit as st
 import ui
 from core import charts
 from core.errors import UserError
-from core.evaluation import recommend
+from core.evaluation.leaderboard import leaderboard, stored_time_splits
 from core.evaluation.stability import bag_rank_correlation
 from core.uplift.learners import model_title
 from ui import cached
@@ -37,6 +37,9 @@ pairwise Spearman correlation).
 ten bins (1 and 0 are ideal) and the monotonicity of observed uplift across the bins (1 is ideal).
 """
 
+BOARD_COLUMNS = {"qini": "Qini (norm.)", "auuc": "AUUC (norm.)", "aucc": "AUCC",
+                 "calibration_slope": "calibration slope · value", "calibration_slope_cost": "calibration slope · cost"}
+
 st.title("Evaluation")
 st.caption("Ranking (Qini, uplift and cost curves), face value (calibration by bins, for the value and the cost "
            "head) and stability, on the out-of-fold predictions of every fitted model.")
@@ -51,33 +54,22 @@ cur.config["evaluation_settings"] = {"bins": n_bins, "boot": n_boot}
 
 results = {k: cached.evaluation(cur.dataset_id, cur.mapping, v["model_id"], n_bins) for k, v in models.items()}
 fitted = {k: cached.stored_model(v["model_id"]) for k, v in models.items()}
-stability = {}
-for key, model in fitted.items():
-    bags = model.oof_bags_.get("value") if model.oof_bags_ else None
-    stability[key] = float(np.mean(bag_rank_correlation(bags))) if bags is not None and len(bags) >= 2 else None
-    stability[key] = (cur.config.get("time_split", {}).get(models[key]["model_id"]) if stability[key] is None else stability[key])
-
-rows = {}
-for key, result in results.items():
-    rows[key] = {**result.summary(), "stability": stability[key]}
-best, why = recommend(rows)
+board = leaderboard(results, fitted, stored_time_splits(cur.config, models),
+                    titles={k: model_title(k, m) for k, m in fitted.items()})
+best, why = board.best, board.why
 cur.config["recommended_model"] = best
 
 tab_board, tab_curves, tab_cal, tab_stab = st.tabs(["Leaderboard", "Curves", "Calibration", "Stability"])
 
 with tab_board:
-    board = pd.DataFrame([{"model": model_title(k, fitted[k]), "Qini (norm.)": r["qini"], "AUUC (norm.)": r["auuc"], "AUCC": r["aucc"],
-                           "calibration slope · value": r["calibration_slope"],
-                           "calibration slope · cost": r["calibration_slope_cost"],
-                           "monotonicity": r["monotonicity"], "stability": r["stability"],
-                           "recommended": k == best} for k, r in rows.items()])
+    shown = board.to_frame().drop(columns="min_events").rename(columns=BOARD_COLUMNS)
     if best is None:
         st.warning(f"**{why[:1].upper()}{why[1:]}.** Allocation can still use a model, but its ranking is not "
                    "supported by this log.", icon=":material/block:")
     else:
-        st.success(f"Recommended: **{model_title(best, fitted[best])}** — {why}.", icon=":material/star:")
-    board["stability"] = [f"{v:.2f}" if v is not None and np.isfinite(v) else "not measured" for v in board["stability"]]
-    table(board)
+        st.success(f"Recommended: **{board.title(best)}** — {why}.", icon=":material/star:")
+    shown["stability"] = [f"{v:.2f}" if v is not None and np.isfinite(v) else "not measured" for v in shown["stability"]]
+    table(shown)
     st.caption("Averages over offers. Qini: 0 = random, 1 = the curve of a perfect ranking (scikit-uplift's "
                "normalisation). AUUC uses the same reference, which is not the highest possible uplift curve, so it can "
                "exceed 1 (with continuous or rare outcomes); compare models by it, do not read it as a share. "

@@ -9,6 +9,7 @@ from core import charts
 from core.decision.allocate import AUTO_EXACT_LIMIT, allocate, allocate_fast
 from core.decision.pacing import pacing
 from core.decision.policy import cpi_scale, empty_plan_reason, free_picks
+from core.decision.summary import plan_summary
 from core.errors import UserError
 from core.evaluation.horizon import allocation_long_value
 from core.format import format_number
@@ -122,9 +123,7 @@ if log.value_long is not None:
                    "(delta-method 95% interval, shown when the bin's short-horizon effect is significant).")
 
 frame = plan.to_frame(log.ids, candidates)
-per_offer = frame.groupby("action").agg(customers=("id", "size"), spend=("tau_cost", "sum"),
-                                        incremental_value=("tau_value", "sum")).reindex(list(log.labels)).fillna(0)
-table(per_offer.reset_index())
+table(plan_summary(plan, candidates))
 
 with st.expander("What-if: compare up to three budget / CPI settings"):
     st.caption("Each setting reuses the fitted model: nothing is refitted. Leave CPI empty for no limit.")
