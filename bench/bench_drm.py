@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from core.evaluation import evaluate, rankings  # noqa: E402
 from core.schema import ColumnMap, ExperimentLog  # noqa: E402
 from core.simulate import ARMS, COST_STRUCTURES, simulate, simulate_cost_structure  # noqa: E402
-from core.uplift.learners import UpliftModel  # noqa: E402
+from core.uplift.model import UpliftModel  # noqa: E402
 
 CAMPAIGN = ColumnMap(action="offer", control="no_offer", value="revenue", cost="incentive_cost", propensity="propensity",
                      segment="lifecycle", time="send_date", id="customer_id")

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from core.features import lgbm_frame  # noqa: E402
 from core.schema import ColumnMap, ExperimentLog  # noqa: E402
 from core.simulate import ARMS, simulate  # noqa: E402
-from core.uplift.learners import UpliftModel, model_title  # noqa: E402
+from core.uplift.model import UpliftModel, model_title  # noqa: E402
 
 MAPPING = ColumnMap(action="offer", control="no_offer", value="revenue", cost="incentive_cost", propensity="propensity",
                     segment="lifecycle", time="send_date", id="customer_id")

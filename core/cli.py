@@ -389,7 +389,7 @@ def _write_predictions(ids, predictions, path: str) -> str:
 def cmd_fit(args: argparse.Namespace) -> dict:
     if args.engine in ("native", "econml"):  # the fitting engine's old option name
         args.fit_engine, args.engine = args.engine, "local"
-    from .uplift.learners import UpliftModel
+    from .uplift.model import UpliftModel
     from .uplift.persist import save_model, write_model_file
     from .workspace import Workspace
 

@@ -7,7 +7,7 @@ import ui
 from core import charts
 from core.errors import UserError
 from core.uplift.direct_ranking import SCORERS
-from core.uplift.learners import AUTO_CF_MAX_ROWS, LEARNER_CHOICES, LEARNERS, RANKERS, TUNING, model_title, tuning_frame
+from core.uplift.model import AUTO_CF_MAX_ROWS, LEARNER_CHOICES, LEARNERS, RANKERS, TUNING, model_title, tuning_frame
 from ui import cached, state
 from ui.widgets import require_log, show_error, table
 

@@ -158,7 +158,7 @@ def fit_model(dataset_id: str, mapping: dict, params: dict, progress=None, scena
     """
     import numpy as np
 
-    from core.uplift.learners import UpliftModel
+    from core.uplift.model import UpliftModel
     from core.uplift.persist import save_model
 
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..uplift.engine import dr_pseudo_outcome
+from ..uplift.native import dr_pseudo_outcome
 from .calibration import calibration_bins
 
 CRITERION = "dr_loss"

@@ -48,7 +48,7 @@ def time_split_stability(log, params: dict, progress=None) -> TimeSplit:
     """Fit the same learner on the early and the late half of ``log`` (by its time column)
     and compare how the two rank every customer."""
     from ..schema import ExperimentLog
-    from ..uplift.learners import UpliftModel
+    from ..uplift.model import UpliftModel
 
     if not log.columns.time:
         raise UserError("the time-split check needs a decision day / time column; map one in step 1")

@@ -227,7 +227,7 @@ def reward_model(log, y: np.ndarray, folds: int = 2, seed: int = 0, progress=Non
     from sklearn.model_selection import StratifiedKFold
 
     from ..features import lgbm_frame
-    from ..uplift.learners import _LGBMFactory, _numeric_matrix
+    from ..uplift.model import _LGBMFactory, _numeric_matrix
 
     labels = list(log.labels)
     t = np.array([labels.index(a) for a in log.action])

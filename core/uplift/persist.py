@@ -5,11 +5,15 @@ ever unpickled after proving this app wrote it: the workspace signs every payloa
 secret key that never leaves the workspace file (HMAC-SHA256), and keeps a registry entry.
 A model file (``fit --model-out``) is ``MAGIC`` + one JSON header line + the payload; loading it
 checks the magic, the header, the registry entry and the signature before unpickling.
+
+Models saved before the uplift package was split by idea name classes at their old homes
+(``core.uplift.learners``, ``core.uplift.engine``); :data:`MOVED` sends them to the new ones.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import pickle
 from pathlib import Path
@@ -18,9 +22,26 @@ from ..errors import UserError
 
 MAGIC = b"UPLIFT-STUDIO-MODEL v1\n"
 
+# (old module, class) → new module, new class name: the classes a saved model holds
+MOVED = {
+    **{("core.uplift.learners", name): ("core.uplift.model", name)
+       for name in ("UpliftModel", "FitReport", "_NativeEffects", "_EconMLEffects", "_DREffects", "_LGBMFactory")},
+    **{("core.uplift.engine", name): ("core.uplift.native", name) for name in ("Model", "Shifted", "HeadFit", "PropensityFit")},
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        return super().find_class(*MOVED.get((module, name), (module, name)))
+
+
+def _unpickle(payload: bytes):
+    """A signed payload's model, its classes found where they live now."""
+    return _Unpickler(io.BytesIO(payload)).load()
+
 
 def save_model(model, log, workspace, scenario_id: str | None = None) -> str:
-    """Record a fitted :class:`~core.uplift.learners.UpliftModel` in the workspace; return its id.
+    """Record a fitted :class:`~core.uplift.model.UpliftModel` in the workspace; return its id.
 
     The model also keeps the training log's segment-level effects (``cold_start_``: segment
     column and :func:`core.design.cold_start.segment_effects`) for customers it cannot score.
@@ -41,7 +62,7 @@ def save_model(model, log, workspace, scenario_id: str | None = None) -> str:
 
 def load_model(model_id: str, workspace):
     """Load a model from the workspace (its signature is checked first)."""
-    return pickle.loads(workspace.model_payload(model_id))
+    return _unpickle(workspace.model_payload(model_id))
 
 
 def write_model_file(model_id: str, workspace, path: str | Path) -> Path:
@@ -75,4 +96,4 @@ def read_model_file(path: str | Path, workspace):
     if not hmac.compare_digest(signature, workspace.sign(payload)) or not workspace.has_model(model_id, signature):
         raise UserError(f"model file '{path}' was not written by the workspace '{workspace.path}' (or was altered); "
                         "refusing to load it. Fit it again here, or point UPLIFT_STUDIO_WORKSPACE at the workspace that wrote it")
-    return pickle.loads(payload)
+    return _unpickle(payload)

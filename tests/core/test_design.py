@@ -246,7 +246,7 @@ def test_the_planned_cpi_is_the_readouts_on_a_targeted_log(sim_small):
 def test_customers_the_model_cannot_score_get_their_segments_readout(sim_small, tmp_path):
     from core.design.cold_start import ALL, score_with_cold_start, segment_effects
     from core.diagnostics.readout import readout
-    from core.uplift.learners import UpliftModel
+    from core.uplift.model import UpliftModel
     from core.uplift.persist import load_model, save_model
     from core.workspace import Workspace
 

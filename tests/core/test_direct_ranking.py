@@ -11,7 +11,7 @@ from core.evaluation.curves import aucc, aucc_interval, qini_auc_score
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import simulate_cost_structure
 from core.uplift import direct_ranking as drm
-from core.uplift.learners import UpliftModel
+from core.uplift.model import UpliftModel
 
 FEATURES = ["x1", "x2", "x3", "x4", "x5", "region"]
 

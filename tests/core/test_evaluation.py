@@ -10,7 +10,7 @@ from core.evaluation.curves import (aucc, bootstrap_scores, cost_curve, cost_ran
 from core.evaluation.stability import bag_rank_correlation, time_split_stability
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import ARMS, simulate
-from core.uplift.learners import UpliftModel
+from core.uplift.model import UpliftModel
 
 # The 8-row example worked by hand in the comments below (ties at 0.8 form one group).
 SCORE = np.array([0.9, 0.8, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1])

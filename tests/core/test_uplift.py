@@ -10,7 +10,7 @@ from core.diagnostics.readout import readout
 from core.errors import UserError
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import ARMS, simulate
-from core.uplift.learners import LEARNERS, RANKERS, UpliftModel, tau_columns
+from core.uplift.model import LEARNERS, RANKERS, UpliftModel, tau_columns
 from core.uplift.persist import MAGIC, load_model, read_model_file, save_model, write_model_file
 from core.workspace import Workspace
 

@@ -6,7 +6,7 @@ import pytest
 
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import simulate
-from core.uplift.learners import UpliftModel
+from core.uplift.model import UpliftModel
 
 SIM_MAP = dict(action="offer", control="no_offer", value="revenue", cost="incentive_cost",
                propensity="propensity", segment="lifecycle", time="send_date", id="customer_id")
@@ -109,27 +109,27 @@ def test_large_fits_grow_trees_on_capped_random_rows(small_log, monkeypatch):
     """Above ROWS_PER_TREE rows each tree sees that many random rows; early stopping watches at
     most VALID_ROWS validation rows.  Below the caps nothing changes."""
     from core.features import lgbm_frame
-    from core.uplift import engine
-    from core.uplift.learners import _numeric_matrix
+    from core.uplift import native
+    from core.uplift.model import _numeric_matrix
 
     x, cats = _numeric_matrix(lgbm_frame(small_log.frame, list(small_log.features))[0])
-    data = engine.Binned(x, cats)
+    data = native.Binned(x, cats)
     rows, y = np.arange(2000), small_log.value
-    params = {**engine._base_params(0), **engine.SEARCH["balanced"]}
-    booster, loss = engine.train(data, params, rows, y[rows], valid_rows=np.arange(2000, 3000), valid_label=y[2000:3000])
+    params = {**native._base_params(0), **native.SEARCH["balanced"]}
+    booster, loss = native.train(data, params, rows, y[rows], valid_rows=np.arange(2000, 3000), valid_label=y[2000:3000])
     assert "bagging_fraction" not in booster.params
-    monkeypatch.setattr(engine, "ROWS_PER_TREE", 500)
-    monkeypatch.setattr(engine, "VALID_ROWS", 200)
-    capped, capped_loss = engine.train(data, params, rows, y[rows], valid_rows=np.arange(2000, 3000), valid_label=y[2000:3000])
+    monkeypatch.setattr(native, "ROWS_PER_TREE", 500)
+    monkeypatch.setattr(native, "VALID_ROWS", 200)
+    capped, capped_loss = native.train(data, params, rows, y[rows], valid_rows=np.arange(2000, 3000), valid_label=y[2000:3000])
     assert capped.params["bagging_fraction"] == pytest.approx(500 / 2000) and capped.params["bagging_freq"] == 1
     # the loss is a sum over the validation rows: scaled back to all 1,000 of them, comparable
     assert 0.5 < capped_loss / loss < 2
 
 
 def test_auto_on_a_large_log_chooses_on_a_sample_then_fits_the_choice_on_every_row(monkeypatch):
-    from core.uplift import learners
+    from core.uplift import model as model_module
 
-    monkeypatch.setattr(learners, "AUTO_SELECT_ROWS", 2000)
+    monkeypatch.setattr(model_module, "AUTO_SELECT_ROWS", 2000)
     log = ExperimentLog.from_frame(simulate(5000, seed=8).log, ColumnMap(**SIM_MAP))
     seen = []
     # without the causal forest: on real logs the sample (100,000 rows) is far above its row limit

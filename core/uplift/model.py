@@ -8,7 +8,7 @@ For every non-control arm ``a`` and customer ``x`` the model estimates
 with two heads, never one "net" model.  A constant cost per arm needs no model: its
 ``tau_cost`` is the constant.  Learners (all on LightGBM bases):
 
-- ``s``, ``t``, ``x``, ``dr``: on the native engine (:mod:`core.uplift.engine`: features binned
+- ``s``, ``t``, ``x``, ``dr``: on the native engine (:mod:`core.uplift.native`: features binned
   once, per-head complexity search with early stopping, folds in parallel threads); with
   ``engine="econml"`` the S/T/X-learners run through EconML's ``SLearner``, ``TLearner``,
   ``XLearner`` instead (the reference the native X-learner is tested against).
@@ -274,7 +274,7 @@ def _probe_rows(rows: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _tuning_summary(configs: list[str], tuned: bool, fixed: dict | None) -> dict:
-    from .engine import PATIENCE, SEARCH
+    from .native import PATIENCE, SEARCH
 
     if not tuned:
         keep = ("num_leaves", "learning_rate", "min_child_samples", "reg_lambda", "subsample", "colsample_bytree")
@@ -289,7 +289,7 @@ def _tuning_summary(configs: list[str], tuned: bool, fixed: dict | None) -> dict
 def _native_propensity(data, t, train, test, probe_rows, wanted, tuned, seed, fold, bag, bootstrap, fixed, step):
     """Phase 1 of a training fold: halves, bootstrap weights, the propensity classifiers and
     their predictions (made here once: phase 2's tasks of the two heads run concurrently)."""
-    from .engine import CLIP, fit_propensity, split_halves
+    from .native import CLIP, fit_propensity, split_halves
 
     x = data.x
     n_arms = int(t.max()) + 1
@@ -315,7 +315,7 @@ def _native_propensity(data, t, train, test, probe_rows, wanted, tuned, seed, fo
 
 def _native_head(data, t, y, head, test, wanted, tuned, seed, fixed, probe_rows, fold_state, step):
     """Phase 2: one head of one training fold, every wanted learner; test-fold predictions."""
-    from .engine import fit_head
+    from .native import fit_head
 
     x = data.x
     g_test = fold_state["g_test"]
@@ -447,7 +447,7 @@ class UpliftModel:
         Cross-fitting folds (≥ 2).
     tuning : {"auto", "fixed"}
         ``auto``: per head and fold, the LightGBM complexity from a small search with early
-        stopping (:mod:`core.uplift.engine`).  ``fixed``: the settings below, no early stopping.
+        stopping (:mod:`core.uplift.native`).  ``fixed``: the settings below, no early stopping.
     n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM settings of ``fixed``
         tuning and of the causal forest's nuisance models.
     bagging : int
@@ -797,7 +797,7 @@ class UpliftModel:
         """The native engine: every needed learner in one pass over the folds (threads)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from .engine import ENGINE_LEARNERS, Binned, predict_threads
+        from .native import ENGINE_LEARNERS, Binned, predict_threads
 
         auto = self.learner == "auto"
         wanted = [c for c in self.candidates if c in ENGINE_LEARNERS] if auto else [self.learner]
