@@ -235,7 +235,7 @@ def curves(dataset_id: str, mapping: dict, model_id: str, arm: str, n_boot: int 
 
 def time_split(dataset_id: str, mapping: dict, params: dict, progress=None):
     """Early-half vs late-half models: how stably they rank customers (memoised)."""
-    from core.evaluation.stability import time_split_stability
+    from core.uplift.stability import time_split_stability
 
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
     return memoised(("time_split", path, dataset_id, mapping_json, json.dumps(params, sort_keys=True)),

@@ -10,6 +10,7 @@ import pandas as pd
 from ..errors import UserError
 from .calibration import Calibration, calibration_bins
 from .curves import aucc, cost_ranking, qini_auc_score, qini_coefficient, uplift_at_top, uplift_auc_score
+from .horizon import horizon_ratios
 
 TOP_FRACTIONS = (0.1, 0.2, 0.3)
 # Fewer outcome events (non-zero outcomes: conversions, purchases) than this in an offer's arm or
@@ -158,8 +159,6 @@ def evaluate(log, scores: pd.DataFrame, n_bins: int = 10, arms=None, weights="au
         events = (int(np.count_nonzero(y[t == 1])), int(np.count_nonzero(y[t == 0])))
         horizon = None
         if log.value_long is not None:
-            from .horizon import horizon_ratios
-
             horizon = horizon_ratios(y, log.value_long[rows], rank, t, w)
         results[arm] = ArmEvaluation(
             arm=arm, n=int(rows.sum()), events=events, horizon=horizon,

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..uplift.native import dr_pseudo_outcome
 from .calibration import calibration_bins
+from .pseudo import dr_pseudo_outcome
 
 CRITERION = "dr_loss"
 NAMES = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner", "cf": "Causal forest (DML)"}

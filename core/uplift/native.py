@@ -61,12 +61,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..evaluation.pseudo import CLIP, dr_pseudo_outcome
+
 MAX_ROUNDS = 300  # early stopping's ceiling: a configuration that wants more lacks capacity
 PATIENCE = 10
 MAX_BIN = 255
 # refits on the whole training fold grow this many times the trees early stopping found on half of it
 REFIT_ROUNDS = 1.5
-CLIP = 0.01
 # Large logs: the rows one tree is grown on, and the rows early stopping watches, are capped
 # (random subsamples); fits below these sizes are unaffected.
 ROWS_PER_TREE = 100_000
@@ -465,17 +466,6 @@ def fit_head(data: Binned, y: np.ndarray, arm: np.ndarray, halves, learners, *, 
         fit.s_model, _ = fit_model(data, params, label(y), a_all, b_all, tuned=tuned, rounds=rounds, with_arm=True,
                                    weight_of=weight_of)
     return fit
-
-
-def dr_pseudo_outcome(y, treated, mu_treated, mu_control, q) -> np.ndarray:
-    """ψ for rows of one offer (``treated`` true) and the control: ``μ̂ₖ − μ̂₀ + 1[A=k](Y − μ̂ₖ)/q
-    − 1[A=0](Y − μ̂₀)/(1 − q)``, with ``q`` clipped to [:data:`CLIP`, 1 − :data:`CLIP`].
-    The DR-learner's target here, and the selection criterion in
-    :mod:`core.evaluation.selection`."""
-    y, treated = np.asarray(y, dtype=float), np.asarray(treated).astype(bool)
-    q = np.clip(np.asarray(q, dtype=float), CLIP, 1 - CLIP)
-    return (mu_treated - mu_control + np.where(treated, (y - mu_treated) / q, 0.0)
-            - np.where(treated, 0.0, (y - mu_control) / (1 - q)))
 
 
 def _fit_dr(data, y, arm, halves, rows, mu_cross, params, *, tuned, rounds, g_cross, weight_of):

@@ -7,10 +7,11 @@ from core.evaluation import evaluate, recommend
 from core.evaluation.calibration import calibration_bins, equal_count_bins
 from core.evaluation.curves import (aucc, bootstrap_scores, cost_curve, cost_ranking, curve_bands, qini_auc_score,
                                     qini_coefficient, qini_curve, uplift_at_top, uplift_auc_score, uplift_curve)
-from core.evaluation.stability import bag_rank_correlation, time_split_stability
+from core.evaluation.stability import bag_rank_correlation
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import ARMS, simulate
 from core.uplift.model import UpliftModel
+from core.uplift.stability import time_split_stability
 
 # The 8-row example worked by hand in the comments below (ties at 0.8 form one group).
 SCORE = np.array([0.9, 0.8, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1])

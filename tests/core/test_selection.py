@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from core.evaluation.selection import dr_pseudo_outcome, fold_stability, select_learner
+from core.evaluation.pseudo import dr_pseudo_outcome
+from core.evaluation.selection import fold_stability, select_learner
 
 
 def test_pseudo_outcome_by_hand():
