@@ -40,12 +40,9 @@ Lagrangian optimization via log-barrier extensions"): −log(−z)/t inside the 
 z = −1/t²), continued linearly with slope t beyond it, so that training may start infeasible
 (a uniform selection has the offer's average CPI) and is pushed back inside.
 
-Scorers: ``linear`` and ``mlp`` (one tanh hidden layer) in numpy with analytic gradients and
-full-batch Adam; ``lightgbm`` boosts trees on the same gradient with a custom objective whose
-Hessian is the positive approximation ``p_i(1 − p_i)·(|a|·|v_i − v̄_g| + |b|·|c_i − c̄_g|)``
-(the softmax's own curvature, without the terms of either sign), so a leaf's Newton step is a
-p-weighted, bounded average of the rows' directions.  Every scorer stops early on a validation
-fifth of its training rows (its own soft selection).
+Scorers (:mod:`core.uplift.ranking_scorers`): ``linear`` and ``mlp`` in numpy with full-batch
+Adam; ``lightgbm`` boosts trees on the same gradient with a custom objective.  Every scorer stops
+early on a validation fifth of its training rows (its own soft selection).
 
 Scores are not effects.  :func:`rank_bins` turns them into ``tau_value`` / ``tau_cost`` by
 estimating both effects per bin of the score from the data (difference of arm means, inverse
@@ -59,21 +56,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..diagnostics.readout import hajek_difference
 from ..errors import UserError
+from .ranking_scorers import MAX_ROUNDS, Design, fit_lightgbm, fit_numpy
 
 SCORERS = {"lightgbm": "LightGBM (custom objective)", "linear": "linear (numpy)", "mlp": "small MLP (numpy)"}
 BARRIER_T = 10.0
 VALIDATION_SHARE = 0.2
-PATIENCE = 30
-# LightGBM scorer: leaves of at least this share of the training rows, and the learning rate.
-# The loss is a ratio of noisy soft-selection means, so smooth scores rank better (chosen on
-# development seeds 0–1 of the benchmark's simulators, never on its reported seeds; 0.03 ranked
-# as well as 0.06 but needs twice the rounds).
-LEAF_SHARE = 0.1
-LEARNING_RATE = 0.06
-MAX_ROUNDS = 400
 MIN_BIN_ROWS = 50  # of each arm per score bin
 QUANTILES = 1001  # training-score quantiles kept per fitted scorer (to turn scores into percentiles)
 
@@ -98,7 +89,7 @@ def barrier(z, t: float = BARRIER_T):
 def soft_selection(score, treated, weight=None) -> np.ndarray:
     """Softmax of ``score`` within each arm (``treated`` True/False), weighted by ``weight``:
     the probabilities of each arm sum to 1."""
-    return _Group.of(treated, np.zeros(len(treated)), np.zeros(len(treated)), weight).selection(score)
+    return Cohort.of(treated, np.zeros(len(treated)), np.zeros(len(treated)), weight).selection(score)
 
 
 @dataclass(frozen=True)
@@ -112,7 +103,7 @@ class Objective:
     delta_cost: float
 
 
-class _Group:
+class Cohort:
     """Rows the loss is computed over (their own soft selection), stored treated rows first so
     that each arm is a slice: the loss runs once per boosting round and Adam step."""
 
@@ -124,7 +115,7 @@ class _Group:
         self.slices = (slice(0, self.n_treated), slice(self.n_treated, len(value)))
 
     @classmethod
-    def of(cls, treated, value, cost, weight=None) -> "_Group":
+    def of(cls, treated, value, cost, weight=None) -> "Cohort":
         """A group of rows in any order; :meth:`selection` and :meth:`objective` of it take and
         give arrays in that order."""
         treated = np.asarray(treated, dtype=bool)
@@ -193,7 +184,7 @@ def _loss_and_slopes(delta_v: float, delta_c: float, cpi_max: float | None) -> t
 def objective(score, treated, value, cost, weight=None, cpi_max: float | None = None) -> Objective:
     """The Direct Ranking Model's loss (or, with ``cpi_max``, the constrained variant's) and
     its derivatives with respect to every row's score (formulas in the module docstring)."""
-    return _Group.of(treated, value, cost, weight).objective(score, cpi_max)
+    return Cohort.of(treated, value, cost, weight).objective(score, cpi_max)
 
 
 def effect_scale(y, treated, weight=None) -> float:
@@ -208,78 +199,9 @@ def effect_scale(y, treated, weight=None) -> float:
 
 # --- numpy scorers -----------------------------------------------------------------------------
 
-class _Design:
-    """Numeric features standardised (missing → 0 plus an indicator), categorical codes one-hot
-    (levels seen in training); fitted on the training rows."""
-
-    def __init__(self, x: np.ndarray, cat_idx: list[int], max_levels: int = 20):
-        self.num_idx = [j for j in range(x.shape[1]) if j not in cat_idx]
-        num = x[:, self.num_idx]
-        self.mean = np.nan_to_num(np.nanmean(num, axis=0)) if num.size else np.zeros(0)
-        std = np.nan_to_num(np.nanstd(num, axis=0)) if num.size else np.zeros(0)
-        self.std = np.where(std > 0, std, 1.0)
-        self.missing = [j for k, j in enumerate(self.num_idx) if np.isnan(num[:, k]).any()]
-        self.levels = {}
-        for j in cat_idx:
-            codes, counts = np.unique(x[~np.isnan(x[:, j]), j], return_counts=True)
-            self.levels[j] = codes[np.argsort(-counts)][:max_levels]
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        parts = [np.nan_to_num((x[:, self.num_idx] - self.mean) / self.std)]
-        parts += [np.isnan(x[:, [j]]).astype(float) for j in self.missing]
-        parts += [(x[:, [j]] == levels[None, :]).astype(float) for j, levels in self.levels.items()]
-        return np.column_stack(parts) if parts else np.zeros((len(x), 0))
-
-
-class _Adam:
-    def __init__(self, lr: float):
-        self.lr, self.m, self.v, self.k = lr, None, None, 0
-
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        if self.m is None:
-            self.m = [np.zeros_like(p) for p in params]
-            self.v = [np.zeros_like(p) for p in params]
-        self.k += 1
-        for p, g, m, v in zip(params, grads, self.m, self.v):
-            m *= 0.9
-            m += 0.1 * g
-            v *= 0.999
-            v += 0.001 * g * g
-            p -= self.lr * (m / (1 - 0.9**self.k)) / (np.sqrt(v / (1 - 0.999**self.k)) + 1e-8)
-
-
-class NumpyScorer:
-    """``linear``: s = X·β; ``mlp``: s = tanh(X·W + b)·u.  Parameters are a flat list of arrays;
-    :meth:`score_grad` back-propagates a gradient with respect to the scores."""
-
-    def __init__(self, kind: str, n_inputs: int, hidden: int = 16, seed: int = 0):
-        self.kind = kind
-        if kind == "linear":
-            self.params = [np.zeros(n_inputs)]
-        else:
-            rng = np.random.default_rng(seed)
-            self.params = [rng.normal(0.0, 1.0 / np.sqrt(max(n_inputs, 1)), (n_inputs, hidden)), np.zeros(hidden),
-                           np.zeros(hidden)]
-
-    def score(self, z: np.ndarray) -> np.ndarray:
-        if self.kind == "linear":
-            return z @ self.params[0]
-        w, b, u = self.params
-        return np.tanh(z @ w + b) @ u
-
-    def score_grad(self, z: np.ndarray, grad_score: np.ndarray) -> list[np.ndarray]:
-        """∂(Σ_i g_i·s_i)/∂params, i.e. the chain rule for a loss whose score gradient is g."""
-        if self.kind == "linear":
-            return [z.T @ grad_score]
-        w, b, u = self.params
-        h = np.tanh(z @ w + b)
-        back = np.outer(grad_score, u) * (1.0 - h**2)
-        return [z.T @ back, back.sum(axis=0), h.T @ grad_score]
-
-
 def _validation_split(treated: np.ndarray, seed) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation row indices, stratified by arm, each with its treated rows first
-    (the layout :class:`_Group` computes on)."""
+    (the layout :class:`Cohort` computes on)."""
     rng = np.random.default_rng(seed)
     fit, val = [], []
     for group in (np.flatnonzero(treated), np.flatnonzero(~treated)):
@@ -288,71 +210,6 @@ def _validation_split(treated: np.ndarray, seed) -> tuple[np.ndarray, np.ndarray
         val.append(np.sort(shuffled[:cut]))
         fit.append(np.sort(shuffled[cut:]))
     return np.concatenate(fit), np.concatenate(val)
-
-
-def _fit_numpy(kind, z, groups, cpi_max, seed, max_steps, l2, lr):
-    train, val = groups
-    scorer = NumpyScorer(kind, z[0].shape[1], seed=seed)
-    adam = _Adam(lr)
-    best, best_loss, since = [p.copy() for p in scorer.params], np.inf, 0
-    steps = 0
-    for steps in range(1, max_steps + 1):
-        obj = train.objective(scorer.score(z[0]), cpi_max)
-        grads = scorer.score_grad(z[0], obj.grad)
-        grads = [g + 2 * l2 * p for g, p in zip(grads, scorer.params)]
-        adam.step(scorer.params, grads)
-        val_loss = val.loss(scorer.score(z[1]), cpi_max)
-        if val_loss < best_loss - 1e-9:
-            best, best_loss, since = [p.copy() for p in scorer.params], val_loss, 0
-        else:
-            since += 1
-            if since >= PATIENCE:
-                break
-    scorer.params = best
-    return scorer, {"steps": steps, "validation_loss": float(best_loss)}
-
-
-def lightgbm_objective(group: _Group, cpi_max: float | None):
-    """LightGBM's custom objective for ``group``: ``(preds, data) → (gradient, Hessian)``.
-
-    Both are multiplied by the row count, so per-row values are of order one and LightGBM's
-    minimum leaf Hessian and L2 penalty mean "about one row" (Newton steps are unchanged).  The
-    Hessian is floored at 1e-3: rows at their arm's mean have none, and LightGBM's split search
-    fails on leaves whose Hessian sums to zero.
-    """
-    n = len(group.value)
-
-    def fobj(preds, _data):
-        obj = group.objective(preds, cpi_max)
-        return obj.grad * n, np.maximum(obj.hess * n, 1e-3)
-
-    return fobj
-
-
-def _fit_lightgbm(x, cat_idx, groups, cpi_max, seed, max_rounds, params):
-    import lightgbm as lgb
-
-    train, val = groups
-    n = len(train.value)
-    fobj = lightgbm_objective(train, cpi_max)
-
-    def feval(preds, _data):
-        return "drm_loss", val.loss(preds, cpi_max), False
-
-    leaf_share = params.pop("leaf_share", LEAF_SHARE)
-    settings = {"objective": fobj, "metric": "None", "learning_rate": LEARNING_RATE, "num_leaves": 7,
-                "min_data_in_leaf": max(100, int(n * leaf_share)), "lambda_l2": 10.0, "feature_fraction": 0.8,
-                "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1, "num_threads": 1, "seed": seed,
-                "deterministic": True, **params}
-    categorical = cat_idx or "auto"
-    train_set = lgb.Dataset(x[0], free_raw_data=False, categorical_feature=categorical)
-    val_set = lgb.Dataset(x[1], reference=train_set, free_raw_data=False, categorical_feature=categorical)
-    booster = lgb.train(settings, train_set, num_boost_round=max_rounds, valid_sets=[val_set], feval=feval,
-                        callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
-    rounds = booster.best_iteration or booster.current_iteration()
-    info = {"rounds": int(rounds), "validation_loss": float(booster.best_score["valid_0"]["drm_loss"])
-            if booster.best_score else float("nan")}
-    return booster, info
 
 
 class DirectRanker:
@@ -404,15 +261,15 @@ class DirectRanker:
         cpi = None if self.cpi_max is None else self.cpi_max * self.scale_value_ / self.scale_cost_
         fit_rows, val_rows = _validation_split(treated, [self.seed, 5])
         w = None if weight is None else np.asarray(weight, dtype=float)
-        groups = tuple(_Group(int(treated[r].sum()), v[r], c[r], None if w is None else w[r]) for r in (fit_rows, val_rows))
+        groups = tuple(Cohort(int(treated[r].sum()), v[r], c[r], None if w is None else w[r]) for r in (fit_rows, val_rows))
         if self.scorer == "lightgbm":
-            self.model_, self.info_ = _fit_lightgbm((x[fit_rows], x[val_rows]), self.cat_idx_, groups, cpi, self.seed,
-                                                    self.max_steps or MAX_ROUNDS, dict(self.lgbm_params or {}))
+            self.model_, self.info_ = fit_lightgbm((x[fit_rows], x[val_rows]), self.cat_idx_, groups, cpi, self.seed,
+                                                   self.max_steps or MAX_ROUNDS, dict(self.lgbm_params or {}))
         else:
-            self.design_ = _Design(x, self.cat_idx_)
+            self.design_ = Design(x, self.cat_idx_)
             z = self.design_.transform(x)
-            self.model_, self.info_ = _fit_numpy(self.scorer, (z[fit_rows], z[val_rows]), groups, cpi, self.seed,
-                                                 self.max_steps or 500, self.l2, 0.05 if self.scorer == "linear" else 0.02)
+            self.model_, self.info_ = fit_numpy(self.scorer, (z[fit_rows], z[val_rows]), groups, cpi, self.seed,
+                                                self.max_steps or 500, self.l2, 0.05 if self.scorer == "linear" else 0.02)
         self.quantiles_ = np.quantile(self.score(x), np.linspace(0, 1, QUANTILES))
         return self
 
@@ -441,8 +298,6 @@ def rank_bins(score, treated, value, cost, weight=None, n_bins: int = 10, min_ro
     Each effect is a difference of arm means (Hájek, weighted by ``weight`` when given) within
     the bin; its standard error is that of two independent means.
     """
-    from scipy import stats
-
     score, treated = np.asarray(score, dtype=float), np.asarray(treated, dtype=bool)
     value = np.asarray(value, dtype=float)
     cost = None if cost is None else np.asarray(cost, dtype=float)
@@ -517,7 +372,7 @@ def cross_fit(x, t, value, cost, weight, folds: int, seed: int, make_ranker, cat
     of the fold model that did not see it; ``rankers[k]`` the K fold models of offer k+1.
     ``run(fn, tasks)`` maps the tasks (e.g. on threads); ``step(message)`` reports progress.
     """
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold  # deferred: scikit-learn is slow to import
 
     n_offers = int(t.max())
     splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(t)), t))

@@ -7,7 +7,8 @@ A model file (``fit --model-out``) is ``MAGIC`` + one JSON header line + the pay
 checks the magic, the header, the registry entry and the signature before unpickling.
 
 Models saved before the uplift package was split by idea name classes at their old homes
-(``core.uplift.learners``, ``core.uplift.engine``); :data:`MOVED` sends them to the new ones.
+(``core.uplift.learners``, ``core.uplift.engine``, the scorers in ``core.uplift.direct_ranking``);
+:data:`MOVED` sends them to the new ones.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ MOVED = {
     **{("core.uplift.learners", name): ("core.uplift.model", name)
        for name in ("UpliftModel", "FitReport", "_NativeEffects", "_EconMLEffects", "_DREffects", "_LGBMFactory")},
     **{("core.uplift.engine", name): ("core.uplift.native", name) for name in ("Model", "Shifted", "HeadFit", "PropensityFit")},
+    ("core.uplift.direct_ranking", "NumpyScorer"): ("core.uplift.ranking_scorers", "NumpyScorer"),
+    ("core.uplift.direct_ranking", "_Design"): ("core.uplift.ranking_scorers", "Design"),
 }
 
 

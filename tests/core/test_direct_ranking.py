@@ -11,6 +11,7 @@ from core.evaluation.curves import aucc, aucc_interval, qini_auc_score
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import simulate_cost_structure
 from core.uplift import direct_ranking as drm
+from core.uplift import ranking_scorers
 from core.uplift.model import UpliftModel
 
 FEATURES = ["x1", "x2", "x3", "x4", "x5", "region"]
@@ -78,7 +79,7 @@ def test_loss_gradient_matches_finite_differences(cpi_max, weighted):
     numeric = numeric_gradient(lambda s: drm.objective(s, treated, value, cost, weight, cpi_max).loss, score)
     np.testing.assert_allclose(obj.grad, numeric, rtol=1e-5, atol=1e-8)
     assert (obj.hess >= 0).all() and obj.hess.sum() > 0
-    assert drm._Group.of(treated, value, cost, weight).loss(score, cpi_max) == pytest.approx(obj.loss, rel=1e-12)
+    assert drm.Cohort.of(treated, value, cost, weight).loss(score, cpi_max) == pytest.approx(obj.loss, rel=1e-12)
 
 
 def test_the_loss_stays_finite_as_incremental_cost_reaches_zero():
@@ -110,7 +111,7 @@ def test_the_log_barrier_extension_is_continuous_with_its_derivative():
 def test_numpy_scorer_gradient_matches_finite_differences(kind):
     score, treated, value, cost, weight = random_problem(n=30, seed=1)
     z = np.random.default_rng(2).normal(size=(30, 4))
-    scorer = drm.NumpyScorer(kind, 4, hidden=5, seed=0)
+    scorer = ranking_scorers.NumpyScorer(kind, 4, hidden=5, seed=0)
     scorer.params = [p + np.random.default_rng(3).normal(0, 0.5, p.shape) for p in scorer.params]
 
     def loss(flat):
@@ -131,8 +132,8 @@ def test_numpy_scorer_gradient_matches_finite_differences(kind):
 
 def test_lightgbm_objective_hands_the_loss_gradient_and_a_positive_hessian():
     score, treated, value, cost, weight = random_problem(seed=4)
-    group = drm._Group.of(treated, value, cost, weight)
-    grad, hess = drm.lightgbm_objective(group, cpi_max=None)(score, None)
+    group = drm.Cohort.of(treated, value, cost, weight)
+    grad, hess = ranking_scorers.lightgbm_objective(group, cpi_max=None)(score, None)
     numeric = numeric_gradient(lambda s: group.objective(s, None).loss, score)
     np.testing.assert_allclose(grad / len(score), numeric, rtol=1e-5, atol=1e-8)
     assert (hess >= 1e-3).all()
