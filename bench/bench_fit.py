@@ -6,8 +6,8 @@
 
 Every timing is a ratio against something measured in the same run on the same rows:
 - one plain LightGBM regressor (default settings) on the value column: the price of a single model;
-- EconML's XLearner with the same folds and the previous fixed LightGBM setting (``engine="econml"``),
-  the reference the native engine replaced.
+- EconML's XLearner with the same folds and the previous fixed LightGBM setting (``backend="econml"``),
+  the reference the native backend replaced.
 Quality beside speed: √PEHE of the value and cost heads against the simulator's true effects,
 averaged over the offers.  Progress lines (what the app's progress bar shows) go to stderr.
 """
@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from core.features import lgbm_frame  # noqa: E402
 from core.schema import ColumnMap, ExperimentLog  # noqa: E402
 from core.simulate import ARMS, simulate  # noqa: E402
-from core.uplift.model import UpliftModel, model_title  # noqa: E402
+from core.uplift.model import UpliftModel  # noqa: E402
+from core.uplift.names import model_title  # noqa: E402
 
 MAPPING = ColumnMap(action="offer", control="no_offer", value="revenue", cost="incentive_cost", propensity="propensity",
                     segment="lifecycle", time="send_date", id="customer_id")
@@ -69,7 +70,7 @@ def main() -> None:
 
     runs = [("auto (default)", dict(learner="auto")), ("native X-learner", dict(learner="x"))]
     if not args.skip_econml:
-        runs.append(("EconML XLearner (reference)", dict(learner="x", engine="econml", tuning="fixed")))
+        runs.append(("EconML XLearner (reference)", dict(learner="x", backend="econml", tuning="fixed")))
     results = {}
     for name, params in runs:
         start = time.perf_counter()

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from core.evaluation.curves import bootstrap_scores, qini_auc_score  # noqa: E402
 from core.schema import ColumnMap, ExperimentLog  # noqa: E402
-from core.uplift.model import LEARNERS, UpliftModel  # noqa: E402
+from core.uplift.model import UpliftModel  # noqa: E402
+from core.uplift.names import LEARNERS  # noqa: E402
 from hillstrom_qini import baseline_scores, learner_scores, split  # noqa: E402
 
 IHDP = ROOT.parent / "shared" / "data" / "ihdp_npci"

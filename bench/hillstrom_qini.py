@@ -22,7 +22,8 @@ from core.evaluation.curves import bootstrap_scores, qini_auc_score  # noqa: E40
 from core.io import read_table  # noqa: E402
 from core.schema import ColumnMap, ExperimentLog  # noqa: E402
 from core.uplift.baseline import two_model_scores  # noqa: E402
-from core.uplift.model import LEARNERS, UpliftModel  # noqa: E402
+from core.uplift.model import UpliftModel  # noqa: E402
+from core.uplift.names import LEARNERS  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "hillstrom.csv.gz"
 FEATURES = ["recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie", "channel"]

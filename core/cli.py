@@ -395,7 +395,7 @@ def cmd_fit(args: argparse.Namespace) -> dict:
 
     candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip()) if args.candidates else None
     model = UpliftModel(learner=args.learner, folds=args.folds, bagging=args.bagging, by_segment=args.by_segment,
-                        seed=args.seed, tuning=args.tuning, engine=args.fit_engine, ranking_scorer=args.ranking_scorer,
+                        seed=args.seed, tuning=args.tuning, backend=args.fit_engine, ranking_scorer=args.ranking_scorer,
                         cpi_max=args.cpi_max,
                         **({"candidates": candidates} if candidates is not None else {}))
     model._validate_params()

@@ -1,7 +1,9 @@
-"""Feature frames for LightGBM: numbers stay numbers, text becomes pandas ``category``."""
+"""Feature frames for LightGBM: numbers stay numbers, text becomes pandas ``category``; and
+the float matrix of such a frame that the fit backends train on."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -37,3 +39,18 @@ def lgbm_frame(frame: pd.DataFrame, features: list[str], categories: dict[str, l
             levels[col] = list(known)
             out[col] = pd.Categorical(text.astype(object).where(text.notna(), None), categories=known)
     return pd.DataFrame(out, index=frame.index), levels
+
+
+def numeric_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+    """LightGBM frame → float matrix (category codes, unseen/missing = NaN) + categorical indices."""
+    cols, cat_idx = [], []
+    for i, col in enumerate(frame.columns):
+        values = frame[col]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy(dtype=float)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+            cat_idx.append(i)
+        else:
+            cols.append(values.to_numpy(dtype=float))
+    return np.column_stack(cols) if cols else np.empty((len(frame), 0)), cat_idx

@@ -93,7 +93,7 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     if models and workspace is not None:
         from .evaluation import evaluate
         from .evaluation.leaderboard import leaderboard, stored_time_splits
-        from .uplift.model import model_title
+        from .uplift.names import model_title
         from .uplift.persist import load_model
 
         sections.append("models")

@@ -7,8 +7,10 @@ import ui
 from core import charts
 from core.errors import UserError
 from core.uplift.direct_ranking import SCORERS
-from core.uplift.model import AUTO_CF_MAX_ROWS, LEARNER_CHOICES, LEARNERS, RANKERS, TUNING, model_title, tuning_frame
+from core.uplift.model import AUTO_CF_MAX_ROWS
+from core.uplift.names import LEARNERS, RANKERS, model_title, tuning_frame
 from ui import cached, state
+from ui.labels import LEARNER_CHOICES, TUNING
 from ui.widgets import require_log, show_error, table
 
 ui.page_setup()

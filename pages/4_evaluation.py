@@ -9,7 +9,7 @@ from core import charts
 from core.errors import UserError
 from core.evaluation.leaderboard import leaderboard, stored_time_splits
 from core.evaluation.stability import bag_rank_correlation
-from core.uplift.model import model_title
+from core.uplift.names import model_title
 from ui import cached
 from ui.widgets import require_log, require_models, show_error, table
 

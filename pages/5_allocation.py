@@ -13,7 +13,7 @@ from core.decision.summary import plan_summary
 from core.errors import UserError
 from core.evaluation.horizon import allocation_long_value
 from core.format import format_number
-from core.uplift.model import model_title
+from core.uplift.names import model_title
 from ui import cached
 from ui.widgets import remembered, require_log, require_models, show_error, slider_with_input, table
 

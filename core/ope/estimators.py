@@ -226,18 +226,18 @@ def reward_model(log, y: np.ndarray, folds: int = 2, seed: int = 0, progress=Non
     ``log.labels`` order."""
     from sklearn.model_selection import StratifiedKFold
 
-    from ..features import lgbm_frame
-    from ..uplift.model import _LGBMFactory, _numeric_matrix
+    from ..features import lgbm_frame, numeric_matrix
+    from ..lgbm import LGBMFactory
 
     labels = list(log.labels)
     t = np.array([labels.index(a) for a in log.action])
     frame, _ = lgbm_frame(log.frame, list(log.features))
-    x, cat_idx = _numeric_matrix(frame)
+    x, cat_idx = numeric_matrix(frame)
     smallest = int(np.bincount(t, minlength=len(labels)).min())
-    factory = _LGBMFactory({"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15,
-                            "min_child_samples": int(min(100, max(10, smallest // 10))), "subsample": 0.8, "subsample_freq": 1,
-                            "colsample_bytree": 0.8, "random_state": seed, "n_jobs": 2, "verbose": -1, "deterministic": True},
-                           cat_idx)
+    factory = LGBMFactory({"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15,
+                           "min_child_samples": int(min(100, max(10, smallest // 10))), "subsample": 0.8, "subsample_freq": 1,
+                           "colsample_bytree": 0.8, "random_state": seed, "n_jobs": 2, "verbose": -1, "deterministic": True},
+                          cat_idx)
     q = np.zeros((log.n, len(labels)))
     folds = int(max(2, min(folds, smallest)))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

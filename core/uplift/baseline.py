@@ -10,7 +10,7 @@ from ..features import lgbm_frame
 def two_model_scores(train_frame, train_treated, y_train, test_frame, features, seed: int = 0) -> np.ndarray:
     """Fit LightGBM (default settings) on treated and on control rows; score the test rows
     with the difference of the two predictions."""
-    from lightgbm import LGBMRegressor
+    from lightgbm import LGBMRegressor  # deferred: lightgbm is slow to import
 
     x_train, levels = lgbm_frame(train_frame, features)
     x_test, _ = lgbm_frame(test_frame, features, levels)

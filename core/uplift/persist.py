@@ -7,8 +7,7 @@ A model file (``fit --model-out``) is ``MAGIC`` + one JSON header line + the pay
 checks the magic, the header, the registry entry and the signature before unpickling.
 
 Models saved before the uplift package was split by idea name classes at their old homes
-(``core.uplift.learners``, ``core.uplift.engine``, the scorers in ``core.uplift.direct_ranking``);
-:data:`MOVED` sends them to the new ones.
+(``core.uplift.learners``, ``core.uplift.engine``); :data:`MOVED` sends them to the new ones.
 """
 
 from __future__ import annotations
@@ -19,15 +18,23 @@ import json
 import pickle
 from pathlib import Path
 
+from ..design.cold_start import segment_effects
 from ..errors import UserError
 
 MAGIC = b"UPLIFT-STUDIO-MODEL v1\n"
 
 # (old module, class) → new module, new class name: the classes a saved model holds
 MOVED = {
-    **{("core.uplift.learners", name): ("core.uplift.model", name)
-       for name in ("UpliftModel", "FitReport", "_NativeEffects", "_EconMLEffects", "_DREffects", "_LGBMFactory")},
-    **{("core.uplift.engine", name): ("core.uplift.native", name) for name in ("Model", "Shifted", "HeadFit", "PropensityFit")},
+    ("core.uplift.learners", "UpliftModel"): ("core.uplift.model", "UpliftModel"),
+    ("core.uplift.learners", "FitReport"): ("core.uplift.fit_report", "FitReport"),
+    ("core.uplift.learners", "_NativeEffects"): ("core.uplift.native_folds", "NativeEffects"),
+    ("core.uplift.learners", "_EconMLEffects"): ("core.uplift.econml_backend", "EconMLEffects"),
+    ("core.uplift.learners", "_DREffects"): ("core.uplift.econml_backend", "DREffects"),
+    ("core.uplift.learners", "_LGBMFactory"): ("core.lgbm", "LGBMFactory"),
+    ("core.uplift.engine", "Model"): ("core.uplift.native", "Model"),
+    ("core.uplift.engine", "Shifted"): ("core.uplift.native", "Shifted"),
+    ("core.uplift.engine", "HeadFit"): ("core.uplift.native_learners", "HeadFit"),
+    ("core.uplift.engine", "PropensityFit"): ("core.uplift.native_learners", "PropensityFit"),
     ("core.uplift.direct_ranking", "NumpyScorer"): ("core.uplift.ranking_scorers", "NumpyScorer"),
     ("core.uplift.direct_ranking", "_Design"): ("core.uplift.ranking_scorers", "Design"),
 }
@@ -49,8 +56,6 @@ def save_model(model, log, workspace, scenario_id: str | None = None) -> str:
     The model also keeps the training log's segment-level effects (``cold_start_``: segment
     column and :func:`core.design.cold_start.segment_effects`) for customers it cannot score.
     """
-    from ..design.cold_start import segment_effects
-
     try:
         model.cold_start_ = (log.columns.segment, segment_effects(log))
     except UserError:

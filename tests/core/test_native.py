@@ -1,4 +1,4 @@
-"""The native LightGBM engine: equal to EconML where it should be, leak-free, data-adaptive."""
+"""The native LightGBM backend: equal to EconML where it should be, leak-free, data-adaptive."""
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ def test_native_x_learner_equals_econml_xlearner(small_log):
     """Same folds, same LightGBM settings, no early stopping, every model binning its own rows:
     the native X-learner performs EconML's computation and must match it to float accuracy."""
     common = dict(learner="x", folds=2, seed=3, n_jobs=1, n_estimators=60)
-    reference = UpliftModel(engine="econml", **common).fit(small_log).oof_
+    reference = UpliftModel(backend="econml", **common).fit(small_log).oof_
     native = UpliftModel(tuning="fixed", reuse_bins=False, **common).fit(small_log).oof_
     np.testing.assert_allclose(native.to_numpy(), reference.to_numpy(), rtol=1e-6, atol=1e-6)
 
@@ -30,7 +30,7 @@ def test_shared_bins_move_the_x_learner_only_slightly(small_log):
     """With the features binned once for the whole log (the speed-up), split candidates are the
     log's quantiles instead of each subset's: predictions move, but only a little."""
     common = dict(learner="x", folds=2, seed=3, n_jobs=1, n_estimators=60)
-    reference = UpliftModel(engine="econml", **common).fit(small_log).oof_
+    reference = UpliftModel(backend="econml", **common).fit(small_log).oof_
     shared = UpliftModel(tuning="fixed", **common).fit(small_log).oof_
     for column in reference:
         a, b = reference[column].to_numpy(), shared[column].to_numpy()
@@ -108,14 +108,13 @@ def test_no_test_fold_outcome_reaches_tuning_or_selection(monkeypatch):
 def test_large_fits_grow_trees_on_capped_random_rows(small_log, monkeypatch):
     """Above ROWS_PER_TREE rows each tree sees that many random rows; early stopping watches at
     most VALID_ROWS validation rows.  Below the caps nothing changes."""
-    from core.features import lgbm_frame
+    from core.features import lgbm_frame, numeric_matrix
     from core.uplift import native
-    from core.uplift.model import _numeric_matrix
 
-    x, cats = _numeric_matrix(lgbm_frame(small_log.frame, list(small_log.features))[0])
+    x, cats = numeric_matrix(lgbm_frame(small_log.frame, list(small_log.features))[0])
     data = native.Binned(x, cats)
     rows, y = np.arange(2000), small_log.value
-    params = {**native._base_params(0), **native.SEARCH["balanced"]}
+    params = {**native.base_params(0), **native.SEARCH["balanced"]}
     booster, loss = native.train(data, params, rows, y[rows], valid_rows=np.arange(2000, 3000), valid_label=y[2000:3000])
     assert "bagging_fraction" not in booster.params
     monkeypatch.setattr(native, "ROWS_PER_TREE", 500)

@@ -10,8 +10,9 @@ from core.diagnostics.readout import readout
 from core.errors import UserError
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import ARMS, simulate
-from core.uplift.model import LEARNERS, RANKERS, UpliftModel, tau_columns
-from core.uplift.persist import MAGIC, load_model, read_model_file, save_model, write_model_file
+from core.uplift.model import UpliftModel
+from core.uplift.names import LEARNERS, RANKERS, tau_columns
+from core.uplift.persist import MAGIC, MOVED, load_model, read_model_file, save_model, write_model_file
 from core.workspace import Workspace
 
 BAND = float(norm.ppf(1 - 0.05 / 12))
@@ -138,7 +139,7 @@ def test_progress_is_reported_per_step_with_time_left(small):
 
 def test_econml_reference_progress_is_per_fold(small):
     seen = []
-    UpliftModel(learner="t", folds=3, engine="econml", n_estimators=30).fit(make_log(small.log),
+    UpliftModel(learner="t", folds=3, backend="econml", n_estimators=30).fit(make_log(small.log),
                                                                              progress=lambda f, m: seen.append((f, m)))
     assert np.allclose([f for f, _ in seen], [k / 6 for k in range(1, 7)])
     assert "value head" in seen[0][1] and "cost head" in seen[-1][1] and "s left" in seen[0][1]
@@ -209,6 +210,25 @@ def test_models_round_trip_through_the_workspace_and_files(tmp_path, small):
     with pytest.raises(UserError, match=r"is not an Uplift Studio model file; refusing to load it"):
         read_model_file(foreign, ws)
     assert raw.startswith(MAGIC)
+
+
+def test_models_saved_before_the_uplift_package_was_split_load_and_predict_the_same(small):
+    """A model pickled while its classes lived in core.uplift.learners and core.uplift.engine, and
+    its backend setting was called ``engine``, still loads from the workspace and predicts the same."""
+    log = make_log(small.log)
+    model = UpliftModel(learner="x", folds=2, n_estimators=20, tuning="fixed").fit(log)
+    old = pickle.dumps(model, protocol=0)  # text opcodes: a class is "c<module>\n<name>\n", a string "V<text>\n"
+    for (module, name), (new_module, new_name) in MOVED.items():
+        old = old.replace(f"c{new_module}\n{new_name}\n".encode(), f"c{module}\n{name}\n".encode())
+    old = old.replace(b"Vbackend\n", b"Vengine\n")
+    assert b"ccore.uplift.learners\nUpliftModel\n" in old and b"ccore.uplift.engine\nHeadFit\n" in old
+    assert b"core.uplift.model" not in old and b"core.uplift.native" not in old and b"Vengine\n" in old
+    ws = Workspace()
+    model_id, _ = ws.save_model(old, dataset_fingerprint=log.data_fingerprint, learner="x", params={}, metrics={}, seconds=0.0)
+    back = load_model(model_id, ws)
+    assert type(back) is UpliftModel and back.backend == "native" and not hasattr(back, "engine")
+    pd.testing.assert_frame_equal(back.oof_, model.oof_)
+    pd.testing.assert_frame_equal(back.predict(small.log), model.predict(small.log))
 
 
 @pytest.mark.slow
