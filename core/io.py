@@ -98,6 +98,14 @@ def parquet_dataset(source) -> list[Path] | None:
     return files
 
 
+def is_parquet(source) -> bool:
+    """Whether ``source`` is a Parquet file, folder or pattern."""
+    if parquet_dataset(source):
+        return True
+    path = Path(source)
+    return path.is_file() and path.open("rb").read(4) == PARQUET_MAGIC
+
+
 def check_file(source: str | os.PathLike) -> int:
     """The size of a log file that exists and is a file, else a :class:`UserError` naming it."""
     path = Path(source)
@@ -139,7 +147,7 @@ def _decode_text(raw: bytes, name: str) -> str:
     raise UserError(f"file '{name}' is not UTF-8 or Windows-1252 text; expected a CSV file")
 
 
-def _sniff_delimiter(text: str) -> str:
+def sniff_delimiter(text: str) -> str:
     first_line = text.split("\n", 1)[0]
     counts = {d: first_line.count(d) for d in DELIMITERS}
     best = max(counts, key=counts.get)
@@ -207,7 +215,7 @@ def read_table(
         text = _decode_text(raw, name)
         if not text.strip():
             raise UserError(f"file '{name}' has no content (only blank lines); expected a CSV header and rows")
-        sep = _sniff_delimiter(text)
+        sep = sniff_delimiter(text)
         header = [h.strip().strip('"') for h in text.split("\n", 1)[0].rstrip("\r").split(sep)]
         repeated = sorted({h for h in header if h and header.count(h) > 1})
         if repeated:
@@ -416,3 +424,63 @@ def detect_mapping(frame: pd.DataFrame, max_arms: int = 20) -> dict:
     mapping["excluded_features"] = excluded
     mapping["why"] = why
     return mapping
+
+
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _relation(con, source):
+    """A DuckDB relation over a frame or straight over a file (never loaded into pandas)."""
+    if isinstance(source, pd.DataFrame):
+        return con.from_df(source)
+    files = parquet_dataset(source)
+    if files:
+        return con.read_parquet([str(f) for f in files])
+    path = Path(source)
+    head = path.open("rb").read(4)
+    if head == PARQUET_MAGIC:
+        return con.read_parquet(str(path))
+    compression = "gzip" if head[:2] == GZIP_MAGIC else "none"
+    return con.read_csv(str(path), compression=compression, all_varchar=True)
+
+
+def group_counts(source, columns: list[str]) -> pd.DataFrame:
+    """Rows per distinct combination of ``columns`` of a frame or a file, counted in DuckDB
+    (a file is never loaded whole): ``columns`` as text (missing as ``None``), then ``n``."""
+    import duckdb  # deferred: only counting needs DuckDB
+
+    con = duckdb.connect()
+    try:
+        rel = _relation(con, source)
+        keys = [f"CAST({_quote(c)} AS VARCHAR) AS {_quote('k_' + str(i))}" for i, c in enumerate(columns)]
+        group = ", ".join(str(i + 1) for i in range(len(columns)))
+        con.register("src", rel)
+        frame = con.execute(f"SELECT {', '.join(keys)}, COUNT(*) AS n FROM src GROUP BY {group}").df()
+    finally:
+        con.close()
+    frame.columns = [*columns, "n"]
+    return frame
+
+
+def file_columns(source) -> list[str]:
+    """Column names of a frame or a log file, read by DuckDB without loading the rows."""
+    import duckdb  # deferred: only counting needs DuckDB
+
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    files = parquet_dataset(source)
+    if files:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(files[0]).names)
+    path = Path(source)
+    if check_file(path) == 0:
+        raise UserError(f"file '{path}' is empty (0 bytes); expected a CSV, CSV.GZ or Parquet file")
+    con = duckdb.connect()
+    try:
+        return list(_relation(con, path).columns)
+    except duckdb.Error as exc:
+        raise UserError(f"file '{path}' could not be read as CSV or Parquet: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()

@@ -168,15 +168,17 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
             if log.propensity is not None:
                 candidates_.append(compare.logging_policy(log, propensity))
             estimators = policies_cfg.get("estimators") or ["ips", "dr"]
-            rows = []
+            rows, warnings = [], []
             for policy in candidates_:
                 result = compare.evaluate_policy(log, policy, propensity, q_value, q_cost, estimators=estimators,
                                                  clip=policies_cfg.get("clip"), n_boot=n_boot)
                 rows += [{"estimator": e, **result.row(e)} for e in estimators]
+                warnings += result.warnings
             table = pd.DataFrame(rows)
             shown = "dr" if "dr" in estimators else estimators[0]
             body.append("<h2>Policy comparison (off-policy)</h2>" + _table(table)
-                        + figure(charts.policies_figure(table[table["estimator"] == shown], shown)))
+                        + figure(charts.policies_figure(table[table["estimator"] == shown], shown))
+                        + "".join(f"<p class='warning'>{html.escape(w)}</p>" for w in warnings))
 
     monitoring = config.get("monitoring") or {}
     if monitoring.get("series") and workspace is not None and workspace.series_info(monitoring["series"]):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, setting
+from .validation import (NUMERIC_ROLES, check_rows, duplicated_ids, finish_rows, incomplete_rows, log_problems,  # noqa: F401
+                         prepare_rows)
 
 ROLES = ("action", "value", "value_long", "cost", "propensity", "segment", "time", "id")
 
@@ -110,41 +112,18 @@ def parse_action_cost(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for part in [p for p in text.split(",") if p.strip()]:
         if "=" not in part:
-            raise UserError(f"--action-cost entry '{part}' is not of the form LABEL=AMOUNT")
+            raise UserError(f"{setting('action_cost')} entry '{part}' is not of the form LABEL=AMOUNT")
         label, amount = part.rsplit("=", 1)
         try:
             value = float(amount)
         except ValueError:
-            raise UserError(f"--action-cost amount '{amount}' for arm '{label}' is not a number") from None
+            raise UserError(f"{setting('action_cost')} amount '{amount}' for arm '{label}' is not a number") from None
         if not np.isfinite(value) or value < 0:
-            raise UserError(f"--action-cost amount for arm '{label}' must be a finite number ≥ 0, got {amount}")
+            raise UserError(f"{setting('action_cost')} amount for arm '{label}' must be a finite number ≥ 0, got {amount}")
         out[label.strip()] = value
     if not out:
-        raise UserError("--action-cost is empty; expected LABEL=AMOUNT pairs such as coupon=2.5,email=0.1")
+        raise UserError(f"{setting('action_cost')} is empty; expected LABEL=AMOUNT pairs such as coupon=2.5,email=0.1")
     return out
-
-
-NUMERIC_ROLES = ("value", "value_long", "cost", "propensity")
-
-
-def incomplete_rows(frame: pd.DataFrame, columns: ColumnMap) -> tuple[pd.Series, dict[str, int]]:
-    """Rows with a missing arm, value, cost or propensity (text counts as missing when
-    ``columns.text_as_missing``), and how many there are per arm (``(missing)`` for no arm).
-
-    Only mapped columns present in ``frame`` are looked at.
-    """
-    missing = pd.Series(False, index=frame.index)
-    for role in ("action", *NUMERIC_ROLES):
-        col = getattr(columns, role)
-        if not col or col not in frame.columns:
-            continue
-        values = frame[col]
-        if role != "action" and columns.text_as_missing:
-            values = pd.to_numeric(values, errors="coerce")
-        missing |= values.isna()
-    arms = frame[columns.action].astype("string").fillna("(missing)") if columns.action in frame.columns else None
-    per_arm = {} if arms is None else {str(k): int(v) for k, v in sorted(arms[missing].value_counts().items())}
-    return missing, per_arm
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:
@@ -153,16 +132,6 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
-
-
-def _example(values: pd.Series, mask: pd.Series, limit: int = 3) -> str:
-    idx = np.flatnonzero(mask.to_numpy())[:limit]
-    shown = []
-    for i in idx:
-        value = values.iloc[i]
-        value = value.item() if isinstance(value, np.generic) else value
-        shown.append(f"row {i + 1}: {value!r}")
-    return ", ".join(shown)
 
 
 @dataclass(frozen=True)
@@ -185,6 +154,8 @@ class ExperimentLog:
         Hash of the data alone.
     dropped : dict of str to int
         Rows left out per arm by ``ColumnMap.drop_incomplete`` (empty when none were).
+    row_positions : array of int, optional
+        For a batch of a larger log (:meth:`of_batch`): each row's position in the whole log.
     """
 
     frame: pd.DataFrame = field(repr=False)
@@ -194,6 +165,27 @@ class ExperimentLog:
     fingerprint: str
     data_fingerprint: str
     dropped: dict = field(default_factory=dict)
+    row_positions: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of_batch(cls, frame: pd.DataFrame, columns: ColumnMap, labels, features, positions: np.ndarray) -> "ExperimentLog":
+        """One batch of rows of a log already validated as a whole (an engine's batch): the
+        same conversions as :meth:`from_frame`, no checks.  ``labels`` and ``features`` are the
+        whole log's; ``positions`` the rows' positions in it."""
+        work, _ = prepare_rows(frame, columns)
+        return cls(frame=finish_rows(work, columns), columns=columns, labels=tuple(labels), features=tuple(features),
+                   fingerprint="", data_fingerprint="", row_positions=np.asarray(positions))
+
+    def with_columns(self, arrays: Mapping[str, np.ndarray]) -> "ExperimentLog":
+        """The same log with per-row arrays added as columns (computed on this machine: fitted
+        propensities, reward models …); they are not features."""
+        return replace(self, frame=self.frame.assign(**{k: np.asarray(v) for k, v in arrays.items()}))
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Each row's position in the log (files in name order, rows in file order, after
+        incomplete rows are left out)."""
+        return np.arange(self.n) if self.row_positions is None else self.row_positions
 
     @property
     def control(self) -> str:
@@ -246,9 +238,10 @@ class ExperimentLog:
 
     @property
     def ids(self) -> np.ndarray:
+        """The id column, or the row positions when no id is mapped."""
         if self.columns.id:
             return self.frame[self.columns.id].to_numpy()
-        return np.arange(len(self.frame))
+        return self.positions
 
     @classmethod
     def from_frame(
@@ -268,120 +261,18 @@ class ExperimentLog:
             a control label that is not an arm, non-numeric or missing outcomes, propensities
             outside (0, 1], duplicated ids, costs for unknown arms, unknown features.
         """
-        problems: list[str] = []
-        present = set(frame.columns)
-        roles = columns.role_columns()
-        missing = {role: col for role, col in roles.items() if col not in present}
-        for role, col in missing.items():
-            problems.append(f"{role} column '{col}' is not in the file")
-        if missing:
-            shown = ", ".join(map(str, frame.columns[:30])) + (" …" if frame.shape[1] > 30 else "")
-            problems[-1] += f" (the file's columns: {shown})"
-        if require_value and not columns.value:
-            problems.append("no value column is mapped; choose the outcome to optimise (e.g. revenue)")
-        if columns.cost and columns.action_cost:
-            problems.append(f"both a cost column '{columns.cost}' and constant per-arm costs are given; choose one")
-        clashes = [c for c in set(roles.values()) if list(roles.values()).count(c) > 1]
-        for col in clashes:
-            which = [r for r, c in roles.items() if c == col]
-            problems.append(f"column '{col}' is mapped to several roles ({', '.join(which)}); each role needs its own column")
-
-        labels: list[str] = []
-        work = frame.copy()
-        dropped: dict[str, int] = {}
-        if columns.text_as_missing:
-            for role in NUMERIC_ROLES:
-                col = getattr(columns, role)
-                if col and col in present:
-                    work[col] = pd.to_numeric(work[col], errors="coerce")
-        if columns.drop_incomplete and columns.action in present:
-            incomplete, dropped = incomplete_rows(work, columns)
-            work = work.loc[~incomplete].reset_index(drop=True)
-            if work.empty:
-                problems.append(f"every row has a missing arm, value, cost or propensity ({len(frame):,} rows); nothing is left to analyse")
-        if columns.action not in missing.values():
-            raw_action = work[columns.action]
-            na = raw_action.isna()
-            if na.any():
-                problems.append(f"action column '{columns.action}' has {int(na.sum())} empty values (first at row {int(np.flatnonzero(na)[0]) + 1})")
-            action = raw_action.astype(object).where(~na, None).map(lambda v: None if v is None else str(v))
-            work[columns.action] = action
-            labels = sorted(action.dropna().unique().tolist())
-            if len(labels) < min_arms:
-                problems.append(
-                    f"action column '{columns.action}' has {len(labels)} arm(s) ({', '.join(labels) or 'none'}); "
-                    f"an experiment needs at least {min_arms}, including the control"
-                )
-            if columns.control not in labels:
-                problems.append(
-                    f"control label '{columns.control}' is not an arm of '{columns.action}'; "
-                    f"arms found: {', '.join(labels[:20])}"
-                )
-            unknown_costs = [a for a in columns.action_cost_map if a not in labels]
-            if unknown_costs:
-                problems.append(f"constant cost given for unknown arm(s) {', '.join(unknown_costs)}; arms: {', '.join(labels[:20])}")
-
-        for role in ("value", "value_long", "cost"):
-            col = getattr(columns, role)
-            if col and col not in missing.values():
-                values = work[col]
-                numeric = pd.to_numeric(values, errors="coerce")
-                text = numeric.isna() & values.notna()
-                if text.any():
-                    problems.append(f"{role} column '{col}' has {int(text.sum())} non-numeric value{'s' if text.sum() > 1 else ''} ({_example(values, text)}); "
-                                    "expected numbers, or treat such text as missing")
-                nan = values.isna()
-                if nan.any():
-                    problems.append(f"{role} column '{col}' has {int(nan.sum())} missing values (first at row {int(np.flatnonzero(nan)[0]) + 1}); "
-                                    "expected a number in every row, or drop the incomplete rows")
-                inf = np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan))
-                if inf.any():
-                    problems.append(f"{role} column '{col}' has infinite values at {int(inf.sum())} rows")
-                if not text.any():
-                    work[col] = numeric.astype(float)
-                if role == "value" and columns.value_unit is not None and not text.any():
-                    if not np.isfinite(columns.value_unit) or columns.value_unit <= 0:
-                        problems.append(f"the worth of one unit of '{col}' must be a number > 0, got {columns.value_unit}")
-                    else:
-                        work[col] = work[col] * float(columns.value_unit)
-
-        if columns.propensity and columns.propensity not in missing.values():
-            col = columns.propensity
-            values = work[col]
-            numeric = pd.to_numeric(values, errors="coerce")
-            bad_text = numeric.isna() & values.notna()
-            if bad_text.any():
-                problems.append(f"propensity column '{col}' has non-numeric values ({_example(values, bad_text)})")
-            if values.isna().any():
-                problems.append(f"propensity column '{col}' has {int(values.isna().sum())} missing values")
-            out_of_range = numeric.notna() & ~((numeric > 0) & (numeric <= 1))
-            if out_of_range.any():
-                problems.append(
-                    f"propensity column '{col}' has {int(out_of_range.sum())} values outside (0, 1] "
-                    f"({_example(numeric, out_of_range)}); a logged probability must be > 0 and ≤ 1"
-                )
-            if not bad_text.any():
-                work[col] = numeric.astype(float)
-
-        if columns.id and columns.id not in missing.values():
-            ids = work[columns.id]
-            dup = ids.duplicated(keep=False) & ids.notna()
-            if dup.any():
-                examples = ", ".join(map(repr, ids[dup].unique()[:3].tolist()))
-                problems.append(f"id column '{columns.id}' has {int(ids.duplicated().sum())} duplicated ids (e.g. {examples}); ids must be unique")
-            if ids.isna().any():
-                problems.append(f"id column '{columns.id}' has {int(ids.isna().sum())} empty ids")
-
-        features = columns.resolved_features(list(frame.columns))
-        unknown = [f for f in features if f not in present]
-        if unknown:
-            problems.append(f"feature column(s) {', '.join(map(repr, unknown))} not in the file")
-        role_overlap = [f for f in features if f in set(roles.values())]
-        if role_overlap:
-            problems.append(f"feature(s) {', '.join(map(repr, role_overlap))} are also mapped to a role; a feature cannot be the action, outcome or propensity")
-
+        work, dropped = prepare_rows(frame, columns)
+        file_columns = list(frame.columns)
+        duplicates = (0, [])
+        if columns.id and columns.id in work.columns:
+            duplicates = duplicated_ids(work[columns.id])
+        problems = log_problems(columns, file_columns, check_rows(work, columns), duplicates,
+                                require_value=require_value, min_arms=min_arms, rows_in_file=len(frame))
         if problems:
             raise UserError(f"the experiment log does not fit the mapping ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems)
+        work = finish_rows(work, columns)
+        labels = sorted(work[columns.action].dropna().unique().tolist())
+        features = columns.resolved_features(file_columns)
 
         control = columns.control
         ordered = (control, *[l for l in labels if l != control])

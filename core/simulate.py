@@ -23,7 +23,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, setting
 from .io import write_table
 
 CONTROL = "no_offer"
@@ -202,13 +202,13 @@ def simulate(
     Simulation
     """
     if not isinstance(n, (int, np.integer)) or n < 100:
-        raise UserError(f"--n must be a whole number ≥ 100, got {n!r}")
+        raise UserError(f"{setting('n')} must be a whole number ≥ 100, got {n!r}")
     srm_drop = dict(srm_drop or {})
     for arm, share in srm_drop.items():
         if arm not in ARMS:
-            raise UserError(f"--srm-drop arm '{arm}' is not a simulated arm; arms: {', '.join(ARMS)}")
+            raise UserError(f"{setting('srm_drop')} arm '{arm}' is not a simulated arm; arms: {', '.join(ARMS)}")
         if not 0 < share < 1:
-            raise UserError(f"--srm-drop share for '{arm}' must be between 0 and 1 (exclusive), got {share}")
+            raise UserError(f"{setting('srm_drop')} share for '{arm}' must be between 0 and 1 (exclusive), got {share}")
 
     rng = np.random.default_rng(seed)
     x = _customers(rng, n)

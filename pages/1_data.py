@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.charts import arm_summary_figure
 from core.datasets import SAMPLES
-from core.engines import configured as engine_setting
+from core.engines import cluster_configured, configured as engine_setting
 from core.errors import UserError
 from core.format import format_p
 import ui
@@ -23,10 +23,11 @@ st.caption("Open the experiment log: one row per customer, the offer they were s
 if problem:
     st.warning(problem)
 
-engine, master = engine_setting()
-SOURCES = ["Sample data", "Upload a file", "Saved scenario"] + (["Parquet path (Spark)"] if engine == "spark" else [])
+_, master = engine_setting()
+cluster = cluster_configured()
+SOURCES = ["Sample data", "Upload a file", "Saved scenario"] + (["Parquet path (Spark)"] if cluster else [])
 # Widget state is dropped when the user visits another page: start from what is loaded.
-start = (2 if cur.scenario_id else 3 if engine == "spark" and (cur.source or "").startswith("spark:")
+start = (2 if cur.scenario_id else 3 if cluster and (cur.source or "").startswith("spark:")
          else 1 if (cur.source or "").startswith("upload:") else 0)
 source = st.radio("Start from", SOURCES, horizontal=True, key="data_source", index=start)
 

@@ -105,12 +105,7 @@ for policy in policies:
         continue
     for estimator in estimators:
         rows.append({"estimator": estimator, **result.row(estimator)})
-    if result.ess < 0.1 * log.n and policy.name != "logging":
-        warnings.append(f"'{policy.name}': effective sample size {result.ess:,.0f} is under 10% of the {log.n:,} customers — wide intervals.")
-    if clip is not None and result.share_clipped > 0:
-        warnings.append(f"'{policy.name}': {result.share_clipped:.1%} of rows had their propensity clipped at {clip}.")
-    if result.rare_arms:
-        warnings.append(f"'{policy.name}' uses offer(s) {', '.join(result.rare_arms)} that the log rarely tried (< 1% of rows).")
+    warnings += result.warnings
 if not rows:
     st.stop()
 table = pd.DataFrame(rows)

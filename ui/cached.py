@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.datasets import SAMPLES, load_sample
+from core.engines import configured, open_engine
 from core.errors import UserError
 from core.io import detect_mapping, read_table
 from core.schema import ColumnMap, ExperimentLog
@@ -57,11 +58,7 @@ def store_cluster_log(path: str) -> tuple[str, int, int]:
     """Read a Parquet log on the configured Spark engine and store the rows the app works on (all
     of them, or a sample for one machine) in the workspace: (dataset id, rows in the log, rows
     kept)."""
-    from core.engines import configured
-    from core.engines.spark import FIT_ROWS, driver_sample, session
-
-    _, master = configured()
-    frame, n_total = driver_sample(session(master), path, FIT_ROWS)
+    frame, n_total = open_engine(*configured()).sample_frame(path)
     name = path.rstrip("/").rsplit("/", 1)[-1] or path
     record = workspace().save_dataset(frame, name, source=f"spark:{path}")
     return record.id, n_total, len(frame)

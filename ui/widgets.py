@@ -32,8 +32,26 @@ def table(frame: pd.DataFrame, column_config: dict | None = None, **kwargs) -> N
     st.dataframe(shown, hide_index=True, column_config=config, **kwargs)
 
 
+# how the app spells the settings core's messages name (core.errors.setting): the widget's label
+SETTING_LABELS = {
+    "alpha": "“Significance α”", "power": "“Power”", "ratio": "“Control size ÷ offer size”",
+    "arms": "“Offers in the test”", "correction": "“Several offers against one control”",
+    "mde": "“Smallest effect worth detecting”", "n": "“Customers per offer”", "holdout": "“Permanent holdout”",
+    "explore": "“Exploration share”", "min_propensity": "“Floor”", "clip": "“Propensity clip”",
+    "bootstrap": "“Bootstrap resamples”", "estimators": "“Estimators”", "budget": "“Budget”",
+    "cpi_max": "the CPI limit", "cap": "the cap per offer", "method": "“Solve exactly”", "folds": "“Cross-fitting folds”",
+    "learner": "“Learners”", "candidates": "“Learners”", "bagging": "“Bootstrap refits per fold”",
+    "tuning": "“LightGBM complexity”", "ranking_scorer": "the ranking model's scorer", "psi_bins": "the PSI bins",
+    "time": "“Day column of the daily logs”", "by": "“SRM by”", "expected": "“Intended split”",
+    "baseline_sd": "“Standard deviation”", "baseline_rate": "“Baseline conversion rate”",
+    "id": "the customer id column (step 1, Data)", "action_cost": "the constant cost per offer (step 1, Data)",
+}
+
+
 def show_error(exc: UserError, title: str | None = None) -> None:
-    """A readable ``st.error``: the summary, then one bullet per problem."""
+    """A readable ``st.error``: the summary, then one bullet per problem, with every setting
+    named as the app labels it."""
+    exc = exc.spelled(SETTING_LABELS)
     lines = [f"**{title or exc.summary[:1].upper() + exc.summary[1:]}**"]
     lines += [f"- {p}" for p in exc.problems] if exc.problems else ([] if title is None else [str(exc)])
     st.error("\n".join(lines), icon=":material/error:")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, setting
 from .policy import Candidates, explain
 
 AUTO_EXACT_LIMIT = 20_000
@@ -84,25 +84,25 @@ class Allocation:
                              "score": score, "reason": reasons})
 
 
-def _validate_budget(budget) -> float:
+def validate_budget(budget) -> float:
     try:
         budget = float(budget)
     except (TypeError, ValueError):
-        raise UserError(f"--budget must be a number ≥ 0, got {budget!r}") from None
+        raise UserError(f"{setting('budget')} must be a number ≥ 0, got {budget!r}") from None
     if not np.isfinite(budget) or budget < 0:
-        raise UserError(f"--budget must be a finite number ≥ 0, got {budget:g}")
+        raise UserError(f"{setting('budget')} must be a finite number ≥ 0, got {budget:g}")
     return budget
 
 
-def _validate_caps(caps, arms) -> dict[str, int]:
+def validate_caps(caps, arms) -> dict[str, int]:
     caps = dict(caps or {})
     unknown = [a for a in caps if a not in arms]
     if unknown:
-        raise UserError(f"--cap names offer(s) {', '.join(map(repr, unknown))} that are not in the scores; offers: {', '.join(arms)}")
+        raise UserError(f"{setting('cap')} names offer(s) {', '.join(map(repr, unknown))} that are not in the scores; offers: {', '.join(arms)}")
     out = {}
     for arm, cap in caps.items():
         if not float(cap).is_integer() or cap < 0:
-            raise UserError(f"--cap for '{arm}' must be a whole number ≥ 0, got {cap}")
+            raise UserError(f"{setting('cap')} for '{arm}' must be a whole number ≥ 0, got {cap}")
         out[arm] = int(cap)
     return out
 
@@ -172,6 +172,27 @@ class Frontier:
         self.cum_value = np.cumsum(self.d_value)
         self.seconds = time.perf_counter() - start
 
+    def segments(self) -> pd.DataFrame:
+        """Every customer's hull segments (in efficiency order): customer row, position on the
+        hull, cost and value steps, efficiency, and the arm at each end (−1 = no offer)."""
+        def arm_at(pos):
+            return self._order[self.seg_unit, self._hull[self.seg_unit, pos]].astype(np.int64) - 1
+
+        return pd.DataFrame({"unit": self.seg_unit.astype(np.int64), "pos": self.seg_pos.astype(np.int64),
+                             "d_cost": self.d_cost, "d_value": self.d_value, "eff": self.efficiency,
+                             "from_arm": arm_at(self.seg_pos), "to_arm": arm_at(self.seg_pos + 1)})
+
+    def choice_at(self, position: np.ndarray) -> np.ndarray:
+        """Each customer's arm (−1 = no offer) at hull vertex ``position``."""
+        rows = np.arange(self._hull.shape[0])
+        return self._order[rows, self._hull[rows, position]].astype(np.int64) - 1
+
+    def step(self, rows: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cost and value steps from hull vertex ``position`` to the next, for ``rows``."""
+        _, c0, v0 = self._at_position(rows, position)
+        _, c1, v1 = self._at_position(rows, position + 1)
+        return c1 - c0, v1 - v0
+
     def _at_position(self, rows: np.ndarray, position: np.ndarray):
         """Sorted-option index, cost and value of hull vertex ``position`` of each customer."""
         idx = self._hull[rows, position]
@@ -214,10 +235,7 @@ class Frontier:
             # each customer's next segment, best first, while the rest of the budget allows
             nxt = np.flatnonzero(position < self.hull_length - 1)
             if len(nxt):
-                pos = position[nxt]
-                _, c0, v0 = self._at_position(nxt, pos)
-                _, c1, v1 = self._at_position(nxt, pos + 1)
-                dc, dv = c1 - c0, v1 - v0
+                dc, dv = self.step(nxt, position[nxt])
                 left = budget - spent
                 fits = dc <= left + 1e-9
                 nxt, dc, dv = nxt[fits], dc[fits], dv[fits]
@@ -226,10 +244,8 @@ class Frontier:
                         position[nxt[i]] += 1
                         filled[nxt[i]] = True
                         left -= dc[i]
-        rows = np.arange(n)
-        choice = self._order[rows, self._hull[rows, position]].astype(np.int64) - 1
         lam = float(self.efficiency[k]) if k < len(self.efficiency) else 0.0
-        return choice, lam, filled
+        return self.choice_at(position), lam, filled
 
 
 def _sort_options(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -246,7 +262,7 @@ def _totals(candidates: Candidates, choice: np.ndarray) -> tuple[float, float]:
 
 def allocate_fast(candidates: Candidates, budget: float, control: str, frontier: Frontier | None = None) -> Allocation:
     start = time.perf_counter()
-    budget = _validate_budget(budget)
+    budget = validate_budget(budget)
     frontier = frontier or Frontier(candidates)
     choice, lam, filled = frontier.plan(budget)
     value, cost = _totals(candidates, choice)
@@ -260,8 +276,8 @@ def allocate_exact(candidates: Candidates, budget: float, control: str, caps=Non
     import pulp
 
     start = time.perf_counter()
-    budget = _validate_budget(budget)
-    caps = _validate_caps(caps, candidates.arms)
+    budget = validate_budget(budget)
+    caps = validate_caps(caps, candidates.arms)
     rows, cols = np.nonzero(candidates.mask)
     if caps:
         keep = np.ones(len(rows), dtype=bool)  # with caps a dominated offer can still be needed
@@ -293,7 +309,7 @@ def allocate_exact(candidates: Candidates, budget: float, control: str, caps=Non
         raise UserError(f"solver '{solver}' is not one of cbc, highs")
     status = problem.solve(engine)
     if pulp.LpStatus[status] != "Optimal":
-        raise UserError(f"the exact solver stopped with status '{pulp.LpStatus[status]}'; try --method fast")
+        raise UserError(f"the exact solver stopped with status '{pulp.LpStatus[status]}'; try {setting('method')} fast")
     chosen = np.array([v.value() is not None and v.value() > 0.5 for v in x], dtype=bool)
     choice = np.full(candidates.n, -1)
     choice[rows[chosen]] = cols[chosen]
@@ -346,12 +362,12 @@ def _lp_bound_with_caps(candidates: Candidates, budget: float, caps: dict) -> fl
 def allocate(candidates: Candidates, budget: float, control: str, method: str = "auto", caps=None,
              solver: str = "cbc") -> Allocation:
     """Allocate offers under ``budget`` with ``method`` ∈ {auto, exact, fast}; the result says which ran."""
-    budget = _validate_budget(budget)
-    caps = _validate_caps(caps, candidates.arms)
+    budget = validate_budget(budget)
+    caps = validate_caps(caps, candidates.arms)
     if method not in ("auto", "exact", "fast"):
-        raise UserError(f"--method must be one of auto, exact, fast; got '{method}'")
+        raise UserError(f"{setting('method')} must be one of auto, exact, fast; got '{method}'")
     if method == "fast" and caps:
-        raise UserError("the fast method does not handle --cap; use --method exact or auto")
+        raise UserError(f"the fast method does not handle {setting('cap')}; use {setting('method')} exact or auto")
     if method == "exact" or (method == "auto" and (caps or int(candidates.mask.sum()) <= AUTO_EXACT_LIMIT)):
         return allocate_exact(candidates, budget, control, caps, solver)
     return allocate_fast(candidates, budget, control)

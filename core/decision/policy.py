@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, setting
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def prune(arms, tau_value, tau_cost, cpi_max: float | None = None, eligible: np.
     tau_value = np.asarray(tau_value, dtype=float)
     tau_cost = np.maximum(np.asarray(tau_cost, dtype=float), 0.0)
     if cpi_max is not None and (not np.isfinite(cpi_max) or cpi_max < 0):
-        raise UserError(f"--cpi-max must be a number ≥ 0, got {cpi_max}")
+        raise UserError(f"{setting('cpi_max')} must be a number ≥ 0, got {cpi_max}")
     mask = tau_value > 0
     if cpi_max is not None:
         mask &= tau_cost <= cpi_max * tau_value

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, setting
 
 BUCKETS = ("plan", "explore", "holdout")
 _SCALE = float(16**13)
@@ -75,19 +75,19 @@ class Deployment:
 
 
 def _check_shares(holdout: float, explore: float, min_propensity: float | None, n_actions: int) -> None:
-    for name, share in (("--holdout", holdout), ("--explore", explore)):
+    for name, share in ((setting("holdout"), holdout), (setting("explore"), explore)):
         if not (0 <= share < 1):
             raise UserError(f"{name} must be a share in [0, 1), got {share}")
     if holdout + explore >= 1:
-        raise UserError(f"--holdout {holdout} and --explore {explore} add up to {holdout + explore:g}; "
+        raise UserError(f"{setting('holdout')} {holdout} and {setting('explore')} {explore} add up to {holdout + explore:g}; "
                         "they must leave some customers for the plan (sum below 1)")
     if min_propensity is not None:
         if not (0 < min_propensity < 1):
-            raise UserError(f"--min-propensity must be between 0 and 1, got {min_propensity}")
+            raise UserError(f"{setting('min_propensity')} must be between 0 and 1, got {min_propensity}")
         if explore * 1.0 < n_actions * min_propensity - 1e-12:
-            raise UserError(f"--min-propensity {min_propensity} cannot be met with {n_actions} actions: exploring "
+            raise UserError(f"{setting('min_propensity')} {min_propensity} cannot be met with {n_actions} actions: exploring "
                             f"{explore:g} of the customers gives each action at most {explore / n_actions:.4g}; raise "
-                            f"--explore to at least {n_actions * min_propensity:g} or lower the floor")
+                            f"{setting('explore')} to at least {n_actions * min_propensity:g} or lower the floor")
 
 
 def deploy(allocation: pd.DataFrame, control: str, holdout: float = 0.05, explore: float = 0.10,

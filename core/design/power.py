@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import optimize, stats
 
-from ..errors import UserError
+from ..errors import UserError, setting
 
 CORRECTIONS = ("none", "bonferroni")
 
@@ -102,17 +102,17 @@ class Design:
 
 def _check(alpha, power, arms, ratio, correction):
     if not (0 < alpha < 1):
-        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
+        raise UserError(f"{setting('alpha')} must be between 0 and 1, got {alpha}")
     if not (0 < power < 1):
-        raise UserError(f"--power must be between 0 and 1, got {power}")
+        raise UserError(f"{setting('power')} must be between 0 and 1, got {power}")
     if power <= alpha:
-        raise UserError(f"--power {power} must exceed --alpha {alpha}")
+        raise UserError(f"{setting('power')} {power} must exceed {setting('alpha')} {alpha}")
     if int(arms) != arms or arms < 1:
-        raise UserError(f"--arms must be a whole number ≥ 1, got {arms}")
+        raise UserError(f"{setting('arms')} must be a whole number ≥ 1, got {arms}")
     if not (ratio > 0 and math.isfinite(ratio)):
-        raise UserError(f"--ratio (control size / treated arm size) must be a number > 0, got {ratio}")
+        raise UserError(f"{setting('ratio')} (control size / treated arm size) must be a number > 0, got {ratio}")
     if correction not in CORRECTIONS:
-        raise UserError(f"--correction must be one of {', '.join(CORRECTIONS)}, got '{correction}'")
+        raise UserError(f"{setting('correction')} must be one of {', '.join(CORRECTIONS)}, got '{correction}'")
 
 
 def design(*, mde: float | None = None, n: int | None = None, sd: float | None = None, rate: float | None = None,
@@ -126,9 +126,9 @@ def design(*, mde: float | None = None, n: int | None = None, sd: float | None =
     """
     _check(alpha, power, arms, ratio, correction)
     if (mde is None) == (n is None):
-        raise UserError("give exactly one of --mde (the effect to detect) and --n (customers per treated arm)")
+        raise UserError(f"give exactly one of {setting('mde')} and {setting('n')}: the effect to detect, or the customers per treated arm")
     if (sd is None) == (rate is None):
-        raise UserError("give the outcome's spread: --baseline-sd (means) or --baseline-rate (conversion rates), or a log")
+        raise UserError(f"give the outcome's spread: {setting('baseline_sd')} (means) or {setting('baseline_rate')} (conversion rates), or a log")
     if sd is not None and not (sd > 0 and math.isfinite(sd)):
         raise UserError(f"the standard deviation must be a number > 0, got {sd}")
     if rate is not None and not (0 < rate < 1):
@@ -136,14 +136,14 @@ def design(*, mde: float | None = None, n: int | None = None, sd: float | None =
     alpha_per_test = alpha / arms if correction == "bonferroni" else alpha
     if mde is not None:
         if not math.isfinite(mde) or mde == 0:
-            raise UserError(f"--mde must be a number other than 0, got {mde}")
+            raise UserError(f"{setting('mde')} must be a number other than 0, got {mde}")
         if rate is not None and not (0 < rate + mde < 1):
             raise UserError(f"the baseline rate {rate} plus the effect {mde} must stay between 0 and 1")
         effect_size = mde / sd if sd is not None else cohens_h(rate, mde)
         n_exact = solve_n(effect_size, alpha_per_test, power, ratio)
     else:
         if int(n) != n or n < 2:
-            raise UserError(f"--n must be a whole number ≥ 2, got {n}")
+            raise UserError(f"{setting('n')} must be a whole number ≥ 2, got {n}")
         n_exact = float(n)
         effect_size = solve_effect_size(n_exact, alpha_per_test, power, ratio)
         mde = effect_size * sd if sd is not None else rate_mde(rate, effect_size)

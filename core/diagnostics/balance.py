@@ -11,50 +11,165 @@ whether weighting restores balance.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ..engines.base import Sums
+from ..engines.local import LocalEngine
 from ..errors import UserError
 
 SMD_THRESHOLD = 0.1
 MAX_LEVELS = 30
 
 
-def design_matrix(frame: pd.DataFrame, features: list[str], max_levels: int = MAX_LEVELS) -> pd.DataFrame:
+@dataclass
+class DesignPart:
+    """What the design columns need from the rows, adding up over any split of them: per
+    feature, whether its values are numbers (a numeric type, or text whose every value reads as
+    a number, as a CSV reader would type it), whether one is missing, and the count of each
+    level of the non-numeric ones."""
+
+    numeric: dict
+    missing: dict
+    levels: dict
+
+    def __add__(self, other: "DesignPart") -> "DesignPart":
+        return DesignPart({c: self.numeric[c] and other.numeric[c] for c in self.numeric},
+                          {c: self.missing[c] or other.missing[c] for c in self.missing},
+                          {c: self.levels[c] + other.levels[c] for c in self.levels})
+
+
+def _is_number_column(values: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    present = values.dropna()
+    return bool(len(present)) and not pd.to_numeric(present.astype(str), errors="coerce").isna().any()
+
+
+def design_part(frame: pd.DataFrame, features: list[str]) -> DesignPart:
+    """The :class:`DesignPart` of a batch of rows."""
+    numeric = {col: _is_number_column(frame[col]) for col in features}
+    missing = {col: bool(frame[col].isna().any()) for col in features}
+    levels = {col: Counter(frame[col].astype("string").fillna("(missing)").value_counts().to_dict())
+              for col in features}
+    return DesignPart(numeric, missing, levels)
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """The design columns: per feature ``(name, kind, levels)``: numeric features as they are
+    (``kind`` "number", plus a ``col_missing`` indicator when any value is missing), the others
+    one-hot over their ``MAX_LEVELS`` most frequent levels (ties by name), the rest ``other``."""
+
+    features: tuple
+    missing: dict
+    levels: dict
+
+    @classmethod
+    def of(cls, part: DesignPart, features: list[str], max_levels: int = MAX_LEVELS) -> "DesignSpec":
+        kinds, levels = [], {}
+        for col in features:
+            if part.numeric[col]:
+                kinds.append((col, "number"))
+                continue
+            counts = sorted(part.levels[col].items(), key=lambda kv: (-kv[1], kv[0]))
+            top = [level for level, _ in counts[:max_levels]]
+            levels[col] = (top, len(counts) > max_levels)
+            kinds.append((col, "levels"))
+        return cls(tuple(kinds), dict(part.missing), levels)
+
+    @property
+    def names(self) -> list[str]:
+        out = []
+        for col, kind in self.features:
+            if kind == "number":
+                out += [col, *([f"{col}_missing"] if self.missing[col] else [])]
+            else:
+                top, folded = self.levels[col]
+                out += [f"{col}_{level}" for level in sorted(set(top) | ({"other"} if folded else set()))]
+        return out
+
+
+def design_matrix(frame: pd.DataFrame, features: list[str], max_levels: int = MAX_LEVELS,
+                  spec: DesignSpec | None = None) -> pd.DataFrame:
     """Numeric features as they are (plus a ``col_missing`` indicator when any value is
     missing); text, categorical and boolean features one-hot, rare levels beyond the
-    ``max_levels`` most frequent folded into ``col_other``."""
+    ``max_levels`` most frequent folded into ``col_other``.  ``spec`` (default: from ``frame``
+    itself) fixes the columns for a batch of a larger log."""
+    spec = spec or DesignSpec.of(design_part(frame, features), features, max_levels)
     parts = {}
-    for col in features:
+    for col, kind in spec.features:
         values = frame[col]
-        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-            text = values.astype("string").fillna("(missing)")
-            top = text.value_counts().index[:max_levels]
-            text = text.where(text.isin(top), "other")
-            for level in sorted(text.unique()):
-                parts[f"{col}_{level}"] = (text == level).to_numpy(dtype=float)
-        else:
-            numeric = values.to_numpy(dtype=float, na_value=np.nan)
+        if kind == "number":
+            numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             parts[col] = numeric
-            if np.isnan(numeric).any():
+            if spec.missing[col]:
                 parts[f"{col}_missing"] = np.isnan(numeric).astype(float)
+        else:
+            top, _ = spec.levels[col]
+            text = values.astype("string").fillna("(missing)")
+            text = text.where(text.isin(top), "other")
+            for level in sorted(set(top) | ({"other"} if spec.levels[col][1] else set())):
+                parts[f"{col}_{level}"] = (text == level).to_numpy(dtype=float)
     return pd.DataFrame(parts, index=frame.index)
+
+
+def _first_sums(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Σw, Σw² and Σw·x per column over the rows where x is present."""
+    mask = ~np.isnan(x)
+    ww = np.where(mask, w[:, None], 0.0)
+    return ww.sum(axis=0), (ww**2).sum(axis=0), (ww * np.where(mask, x, 0.0)).sum(axis=0)
+
+
+def _second_sum(x: np.ndarray, w: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Σw·(x − mean)² per column over the rows where x is present."""
+    mask = ~np.isnan(x)
+    ww = np.where(mask, w[:, None], 0.0)
+    with np.errstate(invalid="ignore"):
+        dev = np.where(mask, x - mean, 0.0)
+    return (ww * dev**2).sum(axis=0)
+
+
+def moment_sums(x: np.ndarray, weights: dict, action: np.ndarray, labels, means: dict | None = None) -> Sums:
+    """The partial of the balance table over a batch: per weighting and arm, the first sums
+    (Σw, Σw², Σw·x per design column) or, given the means, Σw·(x − mean)²."""
+    out = Sums()
+    for tag, w in weights.items():
+        for arm in labels:
+            rows = action == arm
+            if means is None:
+                out[(tag, arm)] = np.stack(_first_sums(x[rows], w[rows]))
+            else:
+                out[(tag, arm)] = _second_sum(x[rows], w[rows], means[(tag, arm)])
+    return out
+
+
+def _means(first: Sums) -> dict:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {key: sums[2] / sums[0] for key, sums in first.items()}
+
+
+def _stats(first: Sums, second: Sums, tag: str, labels) -> dict:
+    """Each arm's column means and unbiased (reliability-weighted) variances."""
+    means = _means(first)
+    out = {}
+    for arm in labels:
+        v1, v2, _ = first[(tag, arm)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[arm] = (means[(tag, arm)], second[(tag, arm)] / (v1 - v2 / v1))
+    return out
 
 
 def _weighted_stats(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and unbiased (reliability-weighted) variances, ignoring NaNs."""
-    mask = ~np.isnan(x)
-    ww = np.where(mask, w[:, None], 0.0)
-    xz = np.where(mask, x, 0.0)
-    v1 = ww.sum(axis=0)
-    v2 = (ww**2).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (ww * xz).sum(axis=0) / v1
-        dev = np.where(mask, x - mean, 0.0)
-        var = (ww * dev**2).sum(axis=0) / (v1 - v2 / v1)
-    return mean, var
+    first = Sums({("w", "all"): np.stack(_first_sums(x, w))})
+    second = Sums({("w", "all"): _second_sum(x, w, _means(first)[("w", "all")])})
+    return _stats(first, second, "w", ["all"])["all"]
 
 
 def smd_matrix(x: pd.DataFrame, action: np.ndarray, labels: list[str], control: str,
@@ -140,12 +255,38 @@ def balance(log, propensity: np.ndarray | None = None, features: list[str] | Non
         Defaults to the log's features.
     """
     features = list(log.features if features is None else features)
+    weights = None
+    if propensity is not None:
+        weights = "__balance_p"
+        log = log.with_columns({weights: np.asarray(propensity, dtype=float)})
+    return _balance(LocalEngine(), log, weights, features)
+
+
+def balance_of(engine, log, propensity_column: str | None) -> BalanceResult:
+    """:func:`balance` of a log wherever its rows are, weighted by ``1 / propensity_column``
+    when one is named: the design's levels in one pass, each arm's sums in a second, the
+    squares around their means in a third."""
+    return _balance(engine, log, propensity_column, list(log.features))
+
+
+def _balance(engine, log, propensity_column: str | None, features: list[str]) -> BalanceResult:
     if not features:
         raise UserError("no features are mapped, so balance cannot be checked; map at least one pre-treatment column")
-    x = design_matrix(log.frame, features)
-    action = log.action
-    raw = smd_matrix(x, action, list(log.labels), log.control)
-    weighted = None
-    if propensity is not None:
-        weighted = smd_matrix(x, action, list(log.labels), log.control, 1.0 / np.asarray(propensity, dtype=float))
-    return BalanceResult(raw, weighted)
+    labels = list(log.labels)
+    spec = DesignSpec.of(engine.reduce(log, lambda batch: design_part(batch.frame, features)), features)
+
+    def weights(batch) -> dict:
+        out = {"raw": np.ones(batch.n)}
+        if propensity_column is not None:
+            out["weighted"] = 1.0 / batch.frame[propensity_column].to_numpy(dtype=float)
+        return out
+
+    def partial(means):
+        return lambda batch: moment_sums(design_matrix(batch.frame, features, spec=spec).to_numpy(dtype=float),
+                                         weights(batch), batch.action, labels, means)
+
+    first = engine.reduce(log, partial(None))
+    second = engine.reduce(log, partial(_means(first)))
+    tables = {tag: smd_from_stats(_stats(first, second, tag, labels), spec.names, labels, log.control)
+              for tag in ("raw", *(["weighted"] if propensity_column is not None else []))}
+    return BalanceResult(tables["raw"], tables.get("weighted"))

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, setting
 from ..features import lgbm_frame
 
 DEFAULT_CLIP = 0.01
@@ -90,6 +90,17 @@ class OverlapSums:
     below_eps: dict[float, int]
     disagreement_rows: int | None = None
 
+    def __add__(self, other: "OverlapSums") -> "OverlapSums":
+        return OverlapSums(
+            self.propensity_source, self.clip, self.labels, {l: self.n[l] + other.n[l] for l in self.labels},
+            {l: float(np.fmin(self.min_p[l], other.min_p[l])) for l in self.labels},
+            {l: self.below_clip[l] + other.below_clip[l] for l in self.labels},
+            {eps: {l: (self.clip_sums[eps][l][0] + other.clip_sums[eps][l][0],
+                       self.clip_sums[eps][l][1] + other.clip_sums[eps][l][1]) for l in self.labels}
+             for eps in self.clip_sums},
+            {eps: self.below_eps[eps] + other.below_eps[eps] for eps in self.below_eps},
+            None if self.disagreement_rows is None else self.disagreement_rows + other.disagreement_rows)
+
     @staticmethod
     def epsilons() -> tuple[float, ...]:
         return (0.0, *CLIP_CANDIDATES)
@@ -157,6 +168,69 @@ class OverlapSums:
         return out
 
 
+def disagrees(logged: np.ndarray, estimated: np.ndarray, factor: float = DISAGREEMENT_FACTOR) -> np.ndarray:
+    """Rows whose logged and estimated propensities differ by more than ``factor``×."""
+    ratio = logged / estimated
+    return (ratio > factor) | (ratio < 1.0 / factor)
+
+
+def overlap_sums(action, propensity, labels, clip: float, source: str,
+                 estimated_for_logged: np.ndarray | None = None) -> OverlapSums:
+    """The partial of the overlap diagnostics over a batch of rows (``propensity``: of each
+    row's logged arm; ``estimated_for_logged``: the estimate of it, to count disagreements)."""
+    action, propensity = np.asarray(action, dtype=object), np.asarray(propensity, dtype=float)
+    rows = {l: propensity[action == l] for l in labels}
+    clip_sums = {eps: {l: (float((1.0 / np.maximum(p, eps)).sum()), float((1.0 / np.maximum(p, eps) ** 2).sum()))
+                       for l, p in rows.items()} for eps in OverlapSums.epsilons()}
+    return OverlapSums(source, clip, tuple(labels), {l: len(p) for l, p in rows.items()},
+                       {l: float(p.min()) if len(p) else float("nan") for l, p in rows.items()},
+                       {l: int((p < clip).sum()) for l, p in rows.items()}, clip_sums,
+                       {eps: int((propensity < eps).sum()) for eps in OverlapSums.epsilons()},
+                       None if estimated_for_logged is None else int(disagrees(propensity, estimated_for_logged).sum()))
+
+
+ESTIMATED = "__pe"  # the column an estimated propensity of the logged arm is attached as
+
+
+def logged_arm(matrix: np.ndarray, action, labels) -> np.ndarray:
+    """Each row's probability of its logged arm, from an (n × arms) matrix in ``labels`` order."""
+    index = pd.Series(np.asarray(action, dtype=object)).map({l: i for i, l in enumerate(labels)}).to_numpy()
+    return np.asarray(matrix)[np.arange(len(index)), index]
+
+
+def check_clip(clip: float) -> None:
+    if not (0 < clip < 1):
+        raise UserError(f"{setting('clip')} must be between 0 and 1 (exclusive), got {clip}")
+
+
+def overlap_of(engine, log, clip: float, *, estimated: bool, check_logged: bool = False) -> OverlapSums:
+    """The :class:`OverlapSums` of a log wherever its rows are: from the logged propensities, or
+    from the estimated ones attached as :data:`ESTIMATED` (:func:`with_estimated_propensities`);
+    with ``check_logged`` the rows where the two disagree are counted too."""
+    check_clip(clip)
+    labels = tuple(log.labels)
+    source = "estimated" if estimated else "logged"
+
+    def partial(batch):
+        guess = batch.frame[ESTIMATED].to_numpy(dtype=float) if (estimated or check_logged) else None
+        p = guess if estimated else batch.propensity
+        return overlap_sums(batch.action, p, labels, clip, source, guess if check_logged and not estimated else None)
+
+    return engine.reduce(log, partial)
+
+
+def with_estimated_propensities(engine, log, folds: int, seed: int, progress=None, matrix_columns: bool = False):
+    """The log with cross-fitted propensity estimates attached (fitted on this machine): the
+    logged arm's as :data:`ESTIMATED`, and with ``matrix_columns`` every arm's as
+    ``__pm__<j>`` (``log.labels`` order)."""
+    local = engine.collect(log, why="propensities are estimated")
+    matrix = estimate_propensities(local, folds=folds, seed=seed, progress=progress)
+    arrays = {ESTIMATED: logged_arm(matrix, local.action, local.labels)}
+    if matrix_columns:
+        arrays.update({f"__pm__{j}": matrix[:, j] for j in range(matrix.shape[1])})
+    return engine.attach(log, arrays)
+
+
 @dataclass(frozen=True)
 class OverlapResult:
     """Overlap diagnostics (see module docstring).  ``propensity`` is the probability of each
@@ -173,15 +247,9 @@ class OverlapResult:
 
     @cached_property
     def sums(self) -> OverlapSums:
-        rows = {l: self.propensity[self.action == l] for l in self.labels}
-        clip_sums = {eps: {l: (float((1.0 / np.maximum(p, eps)).sum()), float((1.0 / np.maximum(p, eps) ** 2).sum()))
-                           for l, p in rows.items()} for eps in OverlapSums.epsilons()}
         checked = self.estimated_for_logged is not None and self.propensity_source == "logged"
-        return OverlapSums(self.propensity_source, self.clip, self.labels, {l: len(p) for l, p in rows.items()},
-                           {l: float(p.min()) if len(p) else float("nan") for l, p in rows.items()},
-                           {l: int((p < self.clip).sum()) for l, p in rows.items()}, clip_sums,
-                           {eps: int((self.propensity < eps).sum()) for eps in OverlapSums.epsilons()},
-                           int(len(self.disagreement())) if checked else None)
+        return overlap_sums(self.action, self.propensity, self.labels, self.clip, self.propensity_source,
+                            self.estimated_for_logged if checked else None)
 
     share_below_clip = property(lambda self: self.sums.share_below_clip)
     min_propensity = property(lambda self: self.sums.min_propensity)
@@ -200,8 +268,7 @@ class OverlapResult:
         if self.estimated_for_logged is None or self.propensity_source != "logged":
             return pd.DataFrame(columns=["row", "arm", "logged", "estimated", "ratio"])
         ratio = self.propensity / self.estimated_for_logged
-        bad = (ratio > factor) | (ratio < 1.0 / factor)
-        idx = np.flatnonzero(bad)
+        idx = np.flatnonzero(disagrees(self.propensity, self.estimated_for_logged, factor))
         return pd.DataFrame({"row": idx + 1, "arm": self.action[idx], "logged": self.propensity[idx],
                              "estimated": self.estimated_for_logged[idx], "ratio": ratio[idx]})
 
@@ -221,8 +288,7 @@ def overlap(log, clip: float = DEFAULT_CLIP, estimated: np.ndarray | None = None
         Cross-fitted estimates (:func:`estimate_propensities`).  Required when the log has no
         propensity column; when it has one, used to flag disagreeing rows.
     """
-    if not (0 < clip < 1):
-        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {clip}")
+    check_clip(clip)
     action = log.action
     labels = tuple(log.labels)
     picked = None
@@ -230,8 +296,7 @@ def overlap(log, clip: float = DEFAULT_CLIP, estimated: np.ndarray | None = None
         estimated = np.asarray(estimated, dtype=float)
         if estimated.shape != (log.n, len(labels)):
             raise UserError(f"estimated propensities have shape {estimated.shape}; expected ({log.n}, {len(labels)})")
-        index = pd.Series(action).map({l: i for i, l in enumerate(labels)}).to_numpy()
-        picked = estimated[np.arange(log.n), index]
+        picked = logged_arm(estimated, action, labels)
     if log.propensity is not None:
         return OverlapResult("logged", clip, labels, action, log.propensity, estimated, picked)
     if picked is None:

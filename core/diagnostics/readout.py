@@ -21,13 +21,15 @@ offer).  The output reports the variance reduction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import UserError
+from ..engines.base import Sums
+from ..engines.local import LocalEngine
+from ..errors import UserError, setting
 
 
 def hajek_mean_var(y: np.ndarray, w: np.ndarray, small_sample: bool = True) -> tuple[float, float]:
@@ -128,88 +130,7 @@ class Readout:
         return out
 
 
-def readout(log, propensity: np.ndarray | None = None, cuped: str | None = None, alpha: float = 0.05) -> Readout:
-    """Average effects of every offer on value (and cost) against control, with intervals.
-
-    Parameters
-    ----------
-    log : core.schema.ExperimentLog
-    propensity : array, optional
-        Probability of each row's logged arm; defaults to the log's propensity column.  When
-        it varies within an arm, means are inverse-propensity weighted.
-    cuped : str, optional
-        A numeric pre-period column (measured before the offer) for the CUPED adjustment.
-    alpha : float
-        1 − confidence level of the intervals.
-    """
-    if not (0 < alpha < 1):
-        raise UserError(f"alpha must be between 0 and 1, got {alpha}")
-    p = log.propensity if propensity is None else np.asarray(propensity, dtype=float)
-    action = log.action
-    weighted = p is not None and any(np.ptp(p[action == l]) > 1e-12 for l in log.labels if (action == l).any())
-    w = 1.0 / p if weighted else np.ones(log.n)
-    outcomes = {"value": log.value}
-    if log.value_long is not None:
-        outcomes["value_long"] = log.value_long
-    cost = log.cost
-    if cost is not None:
-        outcomes["cost"] = cost
-    x = None
-    if cuped:
-        if cuped not in log.frame.columns:
-            raise UserError(f"CUPED covariate '{cuped}' is not in the log")
-        x = pd.to_numeric(log.frame[cuped], errors="coerce").to_numpy(dtype=float)
-        if np.isnan(x).any():
-            raise UserError(f"CUPED covariate '{cuped}' has {int(np.isnan(x).sum())} missing or non-numeric values")
-        if np.ptp(x) == 0:
-            raise UserError(f"CUPED covariate '{cuped}' is constant; choose a pre-period column that varies")
-        if cuped in log.columns.role_columns().values():
-            raise UserError(f"CUPED covariate '{cuped}' is mapped to a role; choose a pre-period feature")
-
-    z = stats.norm.ppf(1 - alpha / 2)
-    rows = []
-    moments: dict[tuple[str, str], tuple[float, float]] = {}
-    adjusted = {}
-    for name, y in outcomes.items():
-        y_used = y
-        if x is not None:
-            y_used = y.astype(float).copy()
-            x_bar = float(x.mean())
-            for label in log.labels:
-                rows_of = action == label
-                theta = cuped_theta(y[rows_of], x[rows_of], w[rows_of])
-                y_used[rows_of] = y[rows_of] - theta * (x[rows_of] - x_bar)
-        adjusted[name] = y_used
-        for label in log.labels:
-            rows_of = action == label
-            if rows_of.sum() < 2:
-                raise UserError(f"arm '{label}' has {int(rows_of.sum())} row(s); a readout needs at least 2 per arm")
-            moments[(name, label)] = hajek_mean_var(y_used[rows_of], w[rows_of])
-            if x is not None:
-                moments[(name, label, "raw")] = hajek_mean_var(y[rows_of], w[rows_of])
-        mean_c, var_c = moments[(name, log.control)]
-        for label in log.treatments:
-            mean_a, var_a = moments[(name, label)]
-            effect, se = mean_a - mean_c, float(np.sqrt(var_a + var_c))
-            row = {"arm": label, "outcome": name, "control_mean": mean_c, "arm_mean": mean_a, "effect": effect, "se": se,
-                   "ci_low": effect - z * se, "ci_high": effect + z * se,
-                   "p_value": float(2 * stats.norm.sf(abs(effect) / se)) if se > 0 else float("nan"),
-                   "n_arm": int((action == label).sum()), "n_control": int((action == log.control).sum())}
-            if x is not None:
-                raw_var = moments[(name, label, "raw")][1] + moments[(name, log.control, "raw")][1]
-                row["se_unadjusted"] = float(np.sqrt(raw_var))
-                row["variance_reduction"] = 1.0 - (se**2 / raw_var) if raw_var > 0 else float("nan")
-            rows.append(row)
-    effects = pd.DataFrame(rows)
-
-    cpi_rows = []
-    if "cost" in outcomes:
-        for label in log.treatments:
-            rows_arm, rows_control = action == label, action == log.control
-            ratio = effect_ratio(adjusted["cost"], adjusted["value"], rows_arm, rows_control, w, alpha)
-            cpi_rows.append({"arm": label, "cpi": ratio["ratio"], **{k: ratio[k] for k in ("se", "ci_low", "ci_high", "defined")}})
-    return Readout(effects, pd.DataFrame(cpi_rows, columns=["arm", "cpi", "se", "ci_low", "ci_high", "defined"]),
-                   bool(weighted), cuped, alpha)
+CUPED_MOMENT = "__cuped"  # the pre-period covariate among the moments' variables
 
 
 @dataclass(frozen=True)
@@ -231,41 +152,223 @@ class ArmMoments:
         return float(s / self.sum_w**2) * (self.n / (self.n - 1) if self.n > 1 else np.nan)
 
 
-def readout_from_moments(labels, control: str, moments: dict[str, ArmMoments], weighted: bool,
-                         alpha: float = 0.05) -> Readout:
-    """:func:`readout` (without CUPED) from each arm's :class:`ArmMoments`: what the Spark
-    engine computes, with the same formulas."""
-    if not (0 < alpha < 1):
-        raise UserError(f"alpha must be between 0 and 1, got {alpha}")
+@dataclass(frozen=True)
+class Moments:
+    """One arm's rows for the readout: count, Σw, the Hájek mean of every variable (value, cost,
+    the long-horizon value, the CUPED covariate) and their centred cross-moments
+    ``S[a, b] = Σ w² (a − m_a)(b − m_b)``."""
+
+    n: int
+    sum_w: float
+    means: dict
+    cross: dict
+
+    def var(self, a: str, b: str | None = None) -> float:
+        """Variance of the Hájek mean of ``a`` (covariance with that of ``b``), with n/(n − 1)."""
+        s = self._s(a, b or a)
+        return float(s / self.sum_w**2) * (self.n / (self.n - 1) if self.n > 1 else np.nan)
+
+    def adjusted(self, x_bar: float) -> "Moments":
+        """The CUPED-adjusted moments: every variable ``y`` becomes ``y − θ_y (x − x̄)`` with the
+        slope ``θ_y = S[y, x] / S[x, x]`` (0 when x is constant in the arm)."""
+        x = CUPED_MOMENT
+        sxx = self.cross[(x, x)]
+        names = [k for k in self.means if k != x]
+        theta = {k: (self._s(k, x) / sxx if sxx > 0 else 0.0) for k in names}
+        means = {k: self.means[k] - theta[k] * (self.means[x] - x_bar) for k in names}
+        cross = {(a, b): self._s(a, b) - theta[a] * self._s(x, b) - theta[b] * self._s(a, x) + theta[a] * theta[b] * sxx
+                 for i, a in enumerate(names) for b in names[i:]}
+        return Moments(self.n, self.sum_w, means, cross)
+
+    def _s(self, a: str, b: str) -> float:
+        return self.cross[(a, b)] if (a, b) in self.cross else self.cross[(b, a)]
+
+
+def _variables(batch, cuped: str | None) -> dict[str, np.ndarray]:
+    out = {"value": batch.value}
+    if batch.value_long is not None:
+        out["value_long"] = batch.value_long
+    if batch.cost is not None:
+        out["cost"] = batch.cost
+    if cuped:
+        out[CUPED_MOMENT] = pd.to_numeric(batch.frame[cuped], errors="coerce").to_numpy(dtype=float)
+    return out
+
+
+def readout_sums(batch, labels, cuped: str | None, weighted: bool | None, means: dict | None = None) -> Sums:
+    """The readout's partial over a batch of rows, in three passes: ``weighted=None``: each
+    arm's smallest and largest propensity (are the means weighted?) and the covariate's checks;
+    ``means=None``: per arm n, Σw and Σw·y of every variable; else the centred cross-moments."""
+    action = batch.action
+    out = Sums()
+    if weighted is None:
+        p = batch.propensity
+        for label in labels:
+            rows = action == label
+            out[("rows", label)] = int(rows.sum())
+            if p is not None and rows.any():
+                out[("p_low", label)], out[("p_high", label)] = -float(p[rows].min()), float(p[rows].max())
+        if cuped:
+            x = _variables(batch, cuped)[CUPED_MOMENT]
+            out["x_missing"] = int(np.isnan(x).sum())
+            out["x_low"], out["x_high"] = -float(np.nanmin(x, initial=np.inf)), float(np.nanmax(x, initial=-np.inf))
+            out["x_sum"], out["x_n"] = float(x.sum()), len(x)
+        return out
+    w = 1.0 / batch.propensity if weighted else np.ones(batch.n)
+    variables = _variables(batch, cuped)
+    names = list(variables)
     for label in labels:
-        if moments[label].n < 2:
-            raise UserError(f"arm '{label}' has {moments[label].n} row(s); a readout needs at least 2 per arm")
-    z = stats.norm.ppf(1 - alpha / 2)
-    has_cost = moments[control].mean_cost is not None
-    rows, cpi_rows = [], []
+        rows = action == label
+        wr = w[rows]
+        if means is None:
+            out[("n", label)] = int(rows.sum())
+            out[("w", label)] = float(wr.sum())
+            for name in names:
+                out[(name, label)] = float((wr * variables[name][rows]).sum())
+            continue
+        dev = {name: variables[name][rows] - means[label][name] for name in names}
+        for i, a in enumerate(names):
+            out[(a, a, label)] = float((wr**2 * dev[a] ** 2).sum())
+            for b in names[i + 1:]:
+                out[(a, b, label)] = float((wr**2 * dev[a] * dev[b]).sum())
+    return out
+
+
+class _MaxSums(Sums):
+    """Sums whose ``p_low``/``p_high``/``x_low``/``x_high`` entries combine by max."""
+
+    def __add__(self, other):
+        keys = dict.fromkeys([*self, *other])
+        out = _MaxSums()
+        for k in keys:
+            a, b = self.get(k), other.get(k)
+            if a is None or b is None:
+                out[k] = a if b is None else b
+            elif isinstance(k, tuple) and k[0] in ("p_low", "p_high") or k in ("x_low", "x_high"):
+                out[k] = max(a, b)
+            else:
+                out[k] = a + b
+        return out
+
+
+def readout_of(engine, log, alpha: float = 0.05, cuped: str | None = None) -> "Readout":
+    """The readout of a log wherever its rows are (one home for the formulas: :func:`readout`
+    runs this on the whole log as its only batch)."""
+    if not (0 < alpha < 1):
+        raise UserError(f"{setting('alpha')} must be between 0 and 1, got {alpha}")
+    if cuped:
+        if cuped not in log_columns(log):
+            raise UserError(f"CUPED covariate '{cuped}' is not in the log")
+    labels = list(log.labels)
+    first = engine.reduce(log, lambda batch: _MaxSums(readout_sums(batch, labels, cuped, None)))
+    weighted = any(first.get(("p_high", l), 0.0) + first.get(("p_low", l), 0.0) > 1e-12 for l in labels)
+    if cuped:
+        if first["x_missing"]:
+            raise UserError(f"CUPED covariate '{cuped}' has {first['x_missing']} missing or non-numeric values")
+        if first["x_high"] + first["x_low"] == 0:
+            raise UserError(f"CUPED covariate '{cuped}' is constant; choose a pre-period column that varies")
+        if cuped in log.columns.role_columns().values():
+            raise UserError(f"CUPED covariate '{cuped}' is mapped to a role; choose a pre-period feature")
+    for label in labels:
+        if first[("rows", label)] < 2:
+            raise UserError(f"arm '{label}' has {first[('rows', label)]} row(s); a readout needs at least 2 per arm")
+    sums = engine.reduce(log, lambda batch: readout_sums(batch, labels, cuped, weighted))
+    names = [k[0] for k in sums if k[1] == labels[0] and k[0] not in ("n", "w")]
+    means = {l: {name: sums[(name, l)] / sums[("w", l)] for name in names} for l in labels}
+    centred = engine.reduce(log, lambda batch: readout_sums(batch, labels, cuped, weighted, means))
+    moments = {l: Moments(sums[("n", l)], sums[("w", l)], means[l],
+                          {(a, b): centred[(a, b, l)] for i, a in enumerate(names) for b in names[i:]}) for l in labels}
+    x_bar = first["x_sum"] / first["x_n"] if cuped else None
+    return readout_from(labels, log.control, moments, weighted, alpha, cuped, x_bar)
+
+
+def log_columns(log) -> list[str]:
+    """The columns of a log's rows (a local frame, or an engine's log)."""
+    return list(log.frame.columns)
+
+
+def _effect_rows(labels, control, moments: dict, name: str, z: float, raw: dict | None) -> list[dict]:
     ref = moments[control]
-    for name in ("value", *(["cost"] if has_cost else [])):
-        mean_c = ref.mean_value if name == "value" else ref.mean_cost
-        var_c = ref.var(ref.s_vv if name == "value" else ref.s_cc)
+    mean_c, var_c = ref.means[name], ref.var(name)
+    rows = []
+    for label in labels:
+        if label == control:
+            continue
+        m = moments[label]
+        mean_a, var_a = m.means[name], m.var(name)
+        effect, se = mean_a - mean_c, float(np.sqrt(var_a + var_c))
+        row = {"arm": label, "outcome": name, "control_mean": mean_c, "arm_mean": mean_a, "effect": effect, "se": se,
+               "ci_low": effect - z * se, "ci_high": effect + z * se,
+               "p_value": float(2 * stats.norm.sf(abs(effect) / se)) if se > 0 else float("nan"),
+               "n_arm": m.n, "n_control": ref.n}
+        if raw is not None:
+            raw_var = raw[label].var(name) + raw[control].var(name)
+            row["se_unadjusted"] = float(np.sqrt(raw_var))
+            row["variance_reduction"] = 1.0 - (se**2 / raw_var) if raw_var > 0 else float("nan")
+        rows.append(row)
+    return rows
+
+
+def readout_from(labels, control: str, moments: dict, weighted: bool, alpha: float = 0.05,
+                 cuped: str | None = None, x_bar: float | None = None) -> "Readout":
+    """The finish of the readout: effects, intervals and CPI from each arm's :class:`Moments`
+    (CUPED-adjusted around ``x_bar`` when ``cuped`` names the covariate)."""
+    z = stats.norm.ppf(1 - alpha / 2)
+    raw = None
+    if cuped:
+        raw, moments = moments, {l: m.adjusted(x_bar) for l, m in moments.items()}
+    names = [k for k in moments[control].means if k != CUPED_MOMENT]
+    order = [k for k in ("value", "value_long", "cost") if k in names]
+    rows = [row for name in order for row in _effect_rows(labels, control, moments, name, z, raw)]
+    cpi_rows = []
+    if "cost" in names:
+        ref = moments[control]
         for label in labels:
             if label == control:
                 continue
             m = moments[label]
-            mean_a, var_a = (m.mean_value, m.var(m.s_vv)) if name == "value" else (m.mean_cost, m.var(m.s_cc))
-            effect, se = mean_a - mean_c, float(np.sqrt(var_a + var_c))
-            rows.append({"arm": label, "outcome": name, "control_mean": mean_c, "arm_mean": mean_a, "effect": effect, "se": se,
-                         "ci_low": effect - z * se, "ci_high": effect + z * se,
-                         "p_value": float(2 * stats.norm.sf(abs(effect) / se)) if se > 0 else float("nan"),
-                         "n_arm": m.n, "n_control": ref.n})
-    if has_cost:
-        for label in labels:
-            if label == control:
-                continue
-            m = moments[label]
-            dn, dd = m.mean_cost - ref.mean_cost, m.mean_value - ref.mean_value
-            var_n, var_d = m.var(m.s_cc) + ref.var(ref.s_cc), m.var(m.s_vv) + ref.var(ref.s_vv)
-            cov = m.var(m.s_vc) + ref.var(ref.s_vc)
+            dn, dd = m.means["cost"] - ref.means["cost"], m.means["value"] - ref.means["value"]
+            var_n, var_d = m.var("cost") + ref.var("cost"), m.var("value") + ref.var("value")
+            cov = m.var("value", "cost") + ref.var("value", "cost")
             ratio = _ratio_interval(dn, dd, var_n, var_d, cov, z)
             cpi_rows.append({"arm": label, "cpi": ratio["ratio"], **{k: ratio[k] for k in ("se", "ci_low", "ci_high", "defined")}})
     return Readout(pd.DataFrame(rows), pd.DataFrame(cpi_rows, columns=["arm", "cpi", "se", "ci_low", "ci_high", "defined"]),
-                   bool(weighted), None, alpha)
+                   bool(weighted), cuped, alpha)
+
+
+def readout(log, propensity: np.ndarray | None = None, cuped: str | None = None, alpha: float = 0.05) -> Readout:
+    """Average effects of every offer on value (and cost) against control, with intervals.
+
+    Parameters
+    ----------
+    log : core.schema.ExperimentLog
+    propensity : array, optional
+        Probability of each row's logged arm; defaults to the log's propensity column.  When
+        it varies within an arm, means are inverse-propensity weighted.
+    cuped : str, optional
+        A numeric pre-period column (measured before the offer) for the CUPED adjustment.
+    alpha : float
+        1 − confidence level of the intervals.
+    """
+    if propensity is not None:
+        log = replace(log, frame=log.frame.assign(__readout_p=np.asarray(propensity, dtype=float)),
+                      columns=replace(log.columns, propensity="__readout_p"))
+    return readout_of(LocalEngine(), log, alpha, cuped)
+
+
+def readout_from_moments(labels, control: str, moments: dict[str, ArmMoments], weighted: bool,
+                         alpha: float = 0.05) -> Readout:
+    """:func:`readout` (without CUPED) from each arm's :class:`ArmMoments`."""
+    if not (0 < alpha < 1):
+        raise UserError(f"{setting('alpha')} must be between 0 and 1, got {alpha}")
+    for label in labels:
+        if moments[label].n < 2:
+            raise UserError(f"arm '{label}' has {moments[label].n} row(s); a readout needs at least 2 per arm")
+    general = {}
+    for label, m in moments.items():
+        means, cross = {"value": m.mean_value}, {("value", "value"): m.s_vv}
+        if m.mean_cost is not None:
+            means["cost"] = m.mean_cost
+            cross.update({("cost", "cost"): m.s_cc, ("value", "cost"): m.s_vc})
+        general[label] = Moments(m.n, m.sum_w, means, cross)
+    return readout_from(list(labels), control, general, weighted, alpha)

@@ -10,14 +10,14 @@ can be checked straight from its file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import UserError
+from ..errors import UserError, setting
+from ..io import file_columns, group_counts
 
 DEFAULT_ALPHA = 0.001
 MAX_GROUPS = 1000
@@ -109,14 +109,14 @@ def normalise_weights(labels: list[str], weights: Mapping[str, float] | None) ->
         return {label: 1.0 / len(labels) for label in labels}
     unknown = [l for l in weights if l not in labels]
     if unknown:
-        raise UserError(f"--expected names arm(s) {', '.join(map(repr, unknown))} that are not in the log; arms: {', '.join(labels)}")
+        raise UserError(f"{setting('expected')} names arm(s) {', '.join(map(repr, unknown))} that are not in the log; arms: {', '.join(labels)}")
     missing = [l for l in labels if l not in weights]
     if missing:
-        raise UserError(f"--expected gives no weight for arm(s) {', '.join(map(repr, missing))}; give every arm a weight")
+        raise UserError(f"{setting('expected')} gives no weight for arm(s) {', '.join(map(repr, missing))}; give every arm a weight")
     bad = {l: w for l, w in weights.items() if not (isinstance(w, (int, float)) and np.isfinite(w) and w > 0)}
     if bad:
         label, value = next(iter(bad.items()))
-        raise UserError(f"--expected weight for arm '{label}' must be a positive number, got {value}")
+        raise UserError(f"{setting('expected')} weight for arm '{label}' must be a positive number, got {value}")
     total = float(sum(weights.values()))
     return {label: float(weights[label]) / total for label in labels}
 
@@ -145,63 +145,32 @@ def chisquare_counts(observed: Mapping[str, int], shares: Mapping[str, float], a
 
 # --- counting -------------------------------------------------------------------------------
 
-def _quote(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _relation(con, source):
-    """A DuckDB relation over a frame or straight over a file (never loaded into pandas)."""
-    if isinstance(source, pd.DataFrame):
-        return con.from_df(source)
-    from ..io import parquet_dataset
-
-    files = parquet_dataset(source)
-    if files:
-        return con.read_parquet([str(f) for f in files])
-    path = Path(source)
-    head = path.open("rb").read(4)
-    if head == b"PAR1":
-        return con.read_parquet(str(path))
-    compression = "gzip" if head[:2] == b"\x1f\x8b" else "none"
-    return con.read_csv(str(path), compression=compression, all_varchar=True)
-
-
 def count_arms(source, action: str, by: list[str] | None = None) -> pd.DataFrame:
-    """Counts per arm (and per ``by`` columns) computed in DuckDB.
-
-    Parameters
-    ----------
-    source : DataFrame or path
-        A frame, or a Parquet / CSV / CSV.GZ file read by DuckDB without loading it whole.
-    action : str
-        Arm column; labels are compared as text.
-    by : list of str, optional
-        Grouping columns.
+    """Counts per arm (and per ``by`` columns) of a frame or a file, computed in DuckDB
+    (:func:`core.io.group_counts`: a file is never loaded whole).
 
     Returns
     -------
     DataFrame with columns ``by…``, ``arm``, ``n`` (labels and groups as text).
     """
-    import duckdb
-
     by = list(by or [])
-    con = duckdb.connect()
-    try:
-        rel = _relation(con, source)
-        missing = [c for c in [action, *by] if c not in rel.columns]
-        if missing:
-            raise UserError(f"column(s) {', '.join(map(repr, missing))} not in the log; columns: {', '.join(rel.columns[:30])}")
-        keys = [f"CAST({_quote(c)} AS VARCHAR) AS {_quote('by_' + str(i))}" for i, c in enumerate(by)]
-        select = ", ".join(keys + [f"CAST({_quote(action)} AS VARCHAR) AS arm", "COUNT(*) AS n"])
-        group = ", ".join(str(i + 1) for i in range(len(by) + 1))
-        con.register("src", rel)
-        frame = con.execute(f"SELECT {select} FROM src GROUP BY {group}").df()
-    finally:
-        con.close()
-    frame.columns = [*by, "arm", "n"]
-    if frame["arm"].isna().any():
-        raise UserError(f"action column '{action}' has {int(frame.loc[frame['arm'].isna(), 'n'].sum())} empty values")
-    return frame
+    columns = file_columns(source)
+    counts = group_counts(source, [*by, action]) if all(c in columns for c in [action, *by]) else None
+    return counts_by_arm(counts, action, by, columns)
+
+
+def counts_by_arm(counts: pd.DataFrame | None, action: str, by: list[str], columns: list[str]) -> pd.DataFrame:
+    """An engine's counts per (``by``…, ``action``) as the SRM tests read them (``by``…,
+    ``arm``, ``n``); ``None`` counts mean a column is missing, which is named."""
+    missing = [c for c in [action, *by] if c not in columns]
+    if missing or counts is None:
+        raise UserError(f"column(s) {', '.join(map(repr, missing))} not in the log; columns: {', '.join(columns[:30])}")
+    counts = counts.copy()
+    counts.columns = [*by, "arm", "n"]
+    counts["n"] = counts["n"].astype(np.int64)
+    if counts["arm"].isna().any():
+        raise UserError(f"action column '{action}' has {int(counts.loc[counts['arm'].isna(), 'n'].sum())} empty values")
+    return counts
 
 
 def srm_from_counts(
@@ -215,7 +184,7 @@ def srm_from_counts(
 ) -> SRMResult:
     """SRM tests from :func:`count_arms` output (grouped by ``by`` and/or ``time``)."""
     if not (0 < alpha < 1):
-        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
+        raise UserError(f"{setting('alpha')} must be between 0 and 1, got {alpha}")
     labels = sorted(counts["arm"].unique().tolist())
     if control is not None:
         if control not in labels:
@@ -230,7 +199,7 @@ def srm_from_counts(
     def per_group(column: str) -> dict[str, SRMGroup]:
         n_groups = counts[column].nunique(dropna=False)
         if n_groups > MAX_GROUPS:
-            raise UserError(f"--by column '{column}' has {n_groups:,} distinct values; at most {MAX_GROUPS:,} groups can be "
+            raise UserError(f"{setting('by')} column '{column}' has {n_groups:,} distinct values; at most {MAX_GROUPS:,} groups can be "
                             "tested (choose a segment or day column, not an id)")
         table = counts.assign(**{column: counts[column].fillna("(missing)")}).pivot_table(
             index=column, columns="arm", values="n", aggfunc="sum", fill_value=0)
@@ -311,14 +280,38 @@ class PropensityCheck:
         return {"chi2": self.chi2, "dof": self.dof, "p_value": self.p_value, "alarm": self.alarm, "ratio": self.ratio}
 
 
-def propensity_consistency(action, propensity, labels, alpha: float = DEFAULT_ALPHA) -> PropensityCheck:
-    """Test the arm counts against the logged propensities (see :class:`PropensityCheck`)."""
+@dataclass
+class PropensitySums:
+    """The propensity check's sums per arm (``labels`` order): rows, Σ 1/p and Σ 1/p²."""
+
+    n: int
+    s: np.ndarray
+    d: np.ndarray
+
+    def __add__(self, other: "PropensitySums") -> "PropensitySums":
+        return PropensitySums(self.n + other.n, self.s + other.s, self.d + other.d)
+
+
+def propensity_sums(action, propensity, labels) -> PropensitySums:
+    """The partial of the propensity check over a batch of rows."""
     action = np.asarray(action, dtype=object)
     p = np.asarray(propensity, dtype=float)
-    labels = list(labels)
     s = np.array([np.sum(1.0 / p[action == l]) for l in labels])
     d = np.array([np.sum(1.0 / p[action == l] ** 2) for l in labels])
-    return propensity_consistency_from_sums(len(action), labels, s, d, alpha)
+    return PropensitySums(len(action), s, d)
+
+
+def propensity_consistency(action, propensity, labels, alpha: float = DEFAULT_ALPHA) -> PropensityCheck:
+    """Test the arm counts against the logged propensities (see :class:`PropensityCheck`)."""
+    sums = propensity_sums(action, propensity, list(labels))
+    return propensity_consistency_from_sums(sums.n, labels, sums.s, sums.d, alpha)
+
+
+def propensity_check(engine, log, alpha: float = DEFAULT_ALPHA) -> PropensityCheck:
+    """:func:`propensity_consistency` of a log wherever its rows are (an engine's batches)."""
+    labels = list(log.labels)
+    sums = engine.reduce(log, lambda batch: propensity_sums(batch.action, batch.propensity, labels))
+    return propensity_consistency_from_sums(sums.n, labels, sums.s, sums.d, alpha)
 
 
 def propensity_consistency_from_sums(n: int, labels, s: np.ndarray, d: np.ndarray,
@@ -337,31 +330,6 @@ def propensity_consistency_from_sums(n: int, labels, s: np.ndarray, d: np.ndarra
     p_value = float(stats.chi2.sf(t / scale, dof))
     return PropensityCheck(chi2=t, dof=float(dof), p_value=p_value, alarm=bool(p_value < alpha),
                            ratio={l: float(si / n) for l, si in zip(labels, s)})
-
-
-def file_columns(source) -> list[str]:
-    """Column names of a frame or a log file, read by DuckDB without loading the rows."""
-    import duckdb
-
-    if isinstance(source, pd.DataFrame):
-        return [str(c) for c in source.columns]
-    from ..io import check_file, parquet_dataset
-
-    files = parquet_dataset(source)
-    if files:
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(files[0]).names)
-    path = Path(source)
-    if check_file(path) == 0:
-        raise UserError(f"file '{path}' is empty (0 bytes); expected a CSV, CSV.GZ or Parquet file")
-    con = duckdb.connect()
-    try:
-        return list(_relation(con, path).columns)
-    except duckdb.Error as exc:
-        raise UserError(f"file '{path}' could not be read as CSV or Parquet: {str(exc).splitlines()[0]}") from exc
-    finally:
-        con.close()
 
 
 def dropped_rows_check(kept: Mapping[str, int], dropped: Mapping[str, int]) -> dict:

@@ -19,6 +19,8 @@ Conventions (scikit-uplift's, documented in the CLI contract):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import UserError
@@ -72,6 +74,32 @@ def score_groups(y, score, treatment, weights=None, extra=None) -> tuple[np.ndar
         columns += [w * other * treatment, w * other * (1 - treatment)]
     starts = np.r_[0, np.flatnonzero(np.diff(score)) + 1]
     return score[starts], np.add.reduceat(np.column_stack(columns), starts, axis=0)
+
+
+@dataclass
+class ScoreGroups:
+    """:func:`score_groups` of a batch of rows (distinct scores, highest first, and their sums):
+    ``+`` merges two batches' groups, adding the sums of a score both have."""
+
+    scores: np.ndarray
+    sums: np.ndarray
+
+    @classmethod
+    def of(cls, y, score, treatment, weights=None, extra=None) -> "ScoreGroups":
+        y, score, treatment = (np.asarray(a, dtype=float) for a in (y, score, treatment))
+        if len(y) == 0:
+            return cls(np.empty(0), np.empty((0, len(GROUP_SUMS) + 2 * len(extra or ()))))
+        weights = None if weights is None else np.asarray(weights, dtype=float)
+        return cls(*score_groups(y, score, treatment, weights, extra))
+
+    def __add__(self, other: "ScoreGroups") -> "ScoreGroups":
+        scores, sums = np.r_[self.scores, other.scores], np.vstack([self.sums, other.sums])
+        if len(scores) == 0:
+            return self
+        order = np.argsort(scores, kind="mergesort")[::-1]
+        scores, sums = scores[order], sums[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(scores)) + 1]
+        return ScoreGroups(scores[starts], np.add.reduceat(sums, starts, axis=0))
 
 
 def cumulative_from_groups(sums: np.ndarray, outcome: int = 0):

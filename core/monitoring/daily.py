@@ -22,7 +22,8 @@ import pandas as pd
 from scipy import stats
 
 from ..diagnostics.readout import hajek_difference
-from ..errors import UserError
+from ..engines.local import LocalEngine
+from ..errors import UserError, setting
 from .drift import BANDS, Binning, psi, psi_band
 
 EXPLORATION_BUCKETS = ("explore", "holdout")
@@ -126,32 +127,144 @@ def uplift_check(y, action, offer, control, weight, predicted, z_alert: float, m
     return out
 
 
-def _days(log) -> pd.Series:
-    if not log.columns.time:
-        raise UserError("monitoring needs a day column (--time COL): the log is read day by day")
-    days = pd.to_datetime(log.frame[log.columns.time], errors="coerce", format="ISO8601")
-    if days.isna().any():
-        bad = log.frame[log.columns.time][days.isna()].iloc[0]
-        raise UserError(f"day column '{log.columns.time}' has {int(days.isna().sum())} values that are not dates "
-                        f"(e.g. {bad!r})")
-    return days.dt.strftime("%Y-%m-%d")
+PLAN_ACTION, PLAN_BUCKET, PLAN_P = "__plan_action", "__plan_bucket", "__plan_p"
+PREDICTED = "__pred_{head}__{offer}"
 
 
-def join_on_id(log, table: pd.DataFrame | None, what: str) -> pd.DataFrame | None:
-    """``table`` (keyed by ``id``) row-aligned with the log, or None."""
-    if table is None:
-        return None
-    if "id" not in table.columns:
-        raise UserError(f"the {what} has no 'id' column to join on")
-    if not log.columns.id:
-        raise UserError(f"the log maps no id column (--id), so the {what} cannot be joined to it")
-    keyed = table.drop_duplicates("id")
-    # object-dtype keys: hashing them is much faster than pandas' Arrow strings
-    keyed.index = pd.Index(keyed["id"].astype(str).to_numpy(dtype=object))
-    ids = pd.Index(np.asarray(log.ids).astype(str).astype(object))
-    if (keyed.index.get_indexer(ids) < 0).all():
-        raise UserError(f"no id of the log is in the {what} (e.g. {ids[0]!r})")
-    return keyed.reindex(ids).reset_index(drop=True)
+def _days(batch) -> tuple[pd.Series, pd.Series]:
+    """Each row's day as ``YYYY-MM-DD``, and which rows are not dates."""
+    raw = batch.frame[batch.columns.time]
+    days = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+    return days.dt.strftime("%Y-%m-%d"), days.isna()
+
+
+def _predictions(batch, offers) -> dict:
+    return {(head, offer): pd.to_numeric(batch.frame[PREDICTED.format(head=head, offer=offer)], errors="coerce")
+            .to_numpy(dtype=float, na_value=np.nan)
+            for head in ("value", "cost") for offer in offers
+            if PREDICTED.format(head=head, offer=offer) in batch.frame.columns}
+
+
+def _bucket(batch) -> np.ndarray | None:
+    if "bucket" in batch.frame.columns:
+        return batch.frame["bucket"].astype(str).to_numpy()
+    if PLAN_BUCKET in batch.frame.columns:
+        return batch.frame[PLAN_BUCKET].astype(str).to_numpy()
+    return None
+
+
+def _propensity(batch) -> np.ndarray | None:
+    if batch.propensity is not None:
+        return batch.propensity
+    if PLAN_P in batch.frame.columns:
+        return pd.to_numeric(batch.frame[PLAN_P], errors="coerce").to_numpy(dtype=float)
+    return None
+
+
+def _random_weights(batch, bucket, propensity) -> tuple[np.ndarray, np.ndarray]:
+    """The randomised rows of the calibration check and their weights (module docstring)."""
+    random_rows = np.isin(bucket, EXPLORATION_BUCKETS) if bucket is not None else np.ones(batch.n, dtype=bool)
+    weight = 1.0 / propensity if bucket is None and propensity is not None else np.ones(batch.n)
+    return random_rows, weight
+
+
+def day_sums(batch, offers, binnings: dict, clip: float, pacing: bool, means: dict | None = None) -> dict:
+    """Monitoring's partial over a batch: per day, every count and sum the day's entry is made
+    of (``means`` given: the second pass, each calibration arm's Σw²(y − mean)²)."""
+    days, bad = _days(batch)
+    out: dict = {"days": {}}
+    if means is None and bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        out["bad"] = (int(bad.sum()), int(batch.positions[first]), batch.frame[batch.columns.time].iloc[first])
+    day_text = days.to_numpy(dtype=str)
+    ordered, day_of_row = np.unique(day_text[~bad.to_numpy()], return_inverse=True) if (~bad).any() else ([], [])
+    keep = np.flatnonzero(~bad.to_numpy())
+    action = np.asarray(batch.action).astype(str)
+    value, cost = batch.value, batch.cost
+    predictions = _predictions(batch, offers)
+    bucket, propensity = _bucket(batch), _propensity(batch)
+    random_rows, weight = _random_weights(batch, bucket, propensity)
+    plan_action = batch.frame[PLAN_ACTION].astype(str).to_numpy() if PLAN_ACTION in batch.frame.columns else None
+    if means is None and pacing and cost is not None and predictions:
+        outstanding = np.zeros(batch.n)
+        for offer in offers:
+            sent = action == offer
+            if ("cost", offer) in predictions:
+                outstanding[sent] = np.maximum(np.nan_to_num(predictions[("cost", offer)][sent]) - cost[sent], 0.0)
+        outstanding_per_day = np.bincount(day_of_row, weights=outstanding[keep], minlength=len(ordered))
+    for k, day in enumerate(map(str, ordered)):
+        rows = np.zeros(batch.n, dtype=bool)
+        rows[keep[day_of_row == k]] = True
+        entry = out["days"].setdefault(day, {})
+        if means is None:
+            entry["n"] = int(rows.sum())
+            entry["counts"] = {label: int(np.sum(action[rows] == label)) for label in batch.labels}
+            if cost is not None:
+                entry["spend"] = float(cost[rows].sum())
+            if bucket is not None:
+                entry["buckets"] = {name: int(np.sum(bucket[rows] == name)) for name in ("plan", "explore", "holdout")}
+            if plan_action is not None:
+                entry["planned"] = {label: int(np.sum(plan_action[rows] == label)) for label in batch.labels}
+            entry["bins"] = {f: binning.counts(batch.frame[f][rows]) for f, binning in binnings.items()}
+            if propensity is not None:
+                p = propensity[rows]
+                finite = p[np.isfinite(p)]
+                entry["p"] = {"min": float(finite.min()) if len(finite) else np.inf, "finite": len(finite),
+                              "below": int(np.sum(finite < clip)),
+                              "by_action": {label: (float(np.sum(p[action[rows] == label])), int(np.sum(action[rows] == label)))
+                                            for label in batch.labels}}
+            if pacing and cost is not None and predictions:
+                entry["outstanding"] = float(outstanding_per_day[k])
+        for offer in offers:
+            if ("value", offer) not in predictions:
+                continue
+            scored = rows & random_rows & ~np.isnan(predictions[("value", offer)])
+            if means is None:
+                entry[("predicted", offer)] = (float(predictions[("value", offer)][scored].sum()), int(scored.sum()))
+            for head, y in (("value", value), ("cost", cost)):
+                if y is None or (head, offer) not in predictions:
+                    continue
+                if head == "cost" and means is None:
+                    entry[("predicted_cost", offer)] = float(predictions[("cost", offer)][scored].sum())
+                for side, label in (("t", offer), ("c", batch.control)):
+                    mask = scored & (action == label)
+                    w = weight[mask]
+                    if means is None:
+                        entry[(head, offer, side)] = (int(mask.sum()), float(w.sum()), float((w * y[mask]).sum()))
+                    else:
+                        m = means[(day, head, offer, side)]
+                        entry[(head, offer, side)] = float((w**2 * (y[mask] - m) ** 2).sum())
+    if means is None and predictions:
+        values = [v for (head, _), v in predictions.items() if head == "value"]
+        out["unscored"] = bool(np.isnan(np.column_stack(values)).all(axis=1).any()) if values else False
+    return out
+
+
+def _add(a, b):
+    """Adds two partials of :func:`day_sums` (nested dicts of counts, sums and pairs)."""
+    if isinstance(a, dict):
+        return {k: (_add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k))) for k in dict.fromkeys([*a, *b])}
+    if isinstance(a, tuple):
+        return tuple(_add(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a + b
+    if isinstance(a, bool):
+        return a or b
+    return a + b
+
+
+def _merge(a: dict, b: dict) -> dict:
+    """Adds two partials of :func:`day_sums`; the smallest propensity and the first bad row are
+    the smaller of the two."""
+    out = _add(a, b)
+    if "bad" in a and "bad" in b:
+        first = a["bad"] if a["bad"][1] <= b["bad"][1] else b["bad"]
+        out["bad"] = (a["bad"][0] + b["bad"][0], first[1], first[2])
+    for day, entry in out["days"].items():
+        both = [side["days"][day]["p"]["min"] for side in (a, b) if "p" in side["days"].get(day, {})]
+        if len(both) == 2:
+            entry["p"]["min"] = min(both)
+    return out
 
 
 def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | None = None,
@@ -175,33 +288,38 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
     thresholds : Thresholds
     pacing : Pacing, optional
     """
+    return monitor_of(LocalEngine(), with_plan_and_scores(LocalEngine(), log, plan, scores), reference, psi_bins,
+                      thresholds, pacing, has_scores=scores is not None)
+
+
+def with_plan_and_scores(engine, log, plan, scores):
+    """The log with the deployment file's action, bucket and propensity and the predictions
+    looked up by id (a live log's customers need not all be in them)."""
+    if plan is not None:
+        wanted = {c: n for c, n in (("action", PLAN_ACTION), ("bucket", PLAN_BUCKET), ("propensity", PLAN_P))
+                  if c in plan.columns}
+        log = engine.join(log, plan, list(wanted), "deployment file", rename=wanted, lookup=True)
+    if scores is not None:
+        wanted = {f"tau_{head}__{offer}": PREDICTED.format(head=head, offer=offer)
+                  for head in ("value", "cost") for offer in log.treatments if f"tau_{head}__{offer}" in scores.columns}
+        log = engine.join(log, scores, list(wanted), "predictions file", rename=wanted, lookup=True)
+    return log
+
+
+def monitor_of(engine, log, reference: pd.DataFrame | None = None, psi_bins: int = 10,
+               thresholds: Thresholds | None = None, pacing: Pacing | None = None, has_scores: bool = False) -> Monitoring:
+    """:func:`monitor` of a log wherever its rows are, the deployment file and the predictions
+    already joined (:func:`with_plan_and_scores`): two passes of :func:`day_sums`, then every
+    day's entry and alerts."""
     thresholds = (thresholds or Thresholds()).validate()
     if pacing is not None:
         pacing.validate()
     if not isinstance(psi_bins, (int, np.integer)) or psi_bins < 2:
-        raise UserError(f"--psi-bins must be a whole number ≥ 2, got {psi_bins!r}")
-    days = _days(log)
-    action = np.asarray(log.action).astype(str)
-    control = log.control
-    offers = tuple(log.treatments)
-    value, cost = log.value, log.cost
-    planned = join_on_id(log, plan, "deployment file")
-    predicted = join_on_id(log, scores, "predictions file")
-    plan_action = planned["action"].astype(str).to_numpy() if planned is not None and "action" in planned.columns else None
-    predictions = {} if predicted is None else {
-        (head, offer): predicted[f"tau_{head}__{offer}"].to_numpy(dtype=float)
-        for head in ("value", "cost") for offer in offers if f"tau_{head}__{offer}" in predicted.columns}
-    notes = []
-    bucket = None
-    if "bucket" in log.frame.columns:
-        bucket = log.frame["bucket"].astype(str).to_numpy()
-    elif planned is not None and "bucket" in planned.columns:
-        bucket = planned["bucket"].astype(str).to_numpy()
-    propensity = log.propensity
-    if propensity is None and planned is not None and "propensity" in planned.columns:
-        propensity = pd.to_numeric(planned["propensity"], errors="coerce").to_numpy(dtype=float)
-    features = []
-    binnings = {}
+        raise UserError(f"{setting('psi_bins')} must be a whole number ≥ 2, got {psi_bins!r}")
+    if not log.columns.time:
+        raise UserError(f"monitoring needs a day column ({setting('time')}): the log is read day by day")
+    control, offers, labels = log.control, tuple(log.treatments), tuple(log.labels)
+    notes, features, binnings, expected = [], [], {}, {}
     if reference is not None:
         features = [f for f in log.features if f in reference.columns]
         skipped = [f for f in log.features if f not in reference.columns]
@@ -209,97 +327,35 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
             notes.append(f"feature(s) {', '.join(skipped)} are not in the reference log: no drift measured for them")
         binnings = {f: Binning.from_reference(reference[f], psi_bins) for f in features}
         expected = {f: binnings[f].shares(reference[f]) for f in features}
-    if predicted is None:
-        notes.append("no predictions given: calibration drift and the outstanding liability are not measured")
-    elif np.isnan(np.column_stack([v for (head, _), v in predictions.items() if head == "value"])).all(axis=1).any():
-        notes.append("some customers of the log have no prediction: they are left out of the calibration check")
+    paced = pacing is not None
 
-    out_days, alerts = [], []
-    spent = 0.0
-    ordered, day_of_row = np.unique(days.to_numpy(dtype=str), return_inverse=True)
-    if pacing is not None and cost is not None and predicted is not None:
-        # what each offer sent may still cost: its predicted cost less what it has cost so far
-        outstanding = np.zeros(log.n)
-        for offer in offers:
-            sent = action == offer
-            if ("cost", offer) in predictions:
-                outstanding[sent] = np.maximum(np.nan_to_num(predictions[("cost", offer)][sent]) - cost[sent], 0.0)
-        outstanding_per_day = np.bincount(day_of_row, weights=outstanding, minlength=len(ordered))
-    for k, day in enumerate(map(str, ordered), start=1):
-        rows = day_of_row == k - 1
-        n = int(rows.sum())
-        counts = {label: int(np.sum(action[rows] == label)) for label in log.labels}
-        entry = {"day": day, "n": n, "counts": counts,
-                 "spend": float(cost[rows].sum()) if cost is not None else None,
-                 "psi": {}, "calibration": {},  # filled when a reference log / predictions are given
-                 "shares": {"no_offer": counts[control] / n}}
-        if bucket is not None:
-            for name in ("plan", "explore", "holdout"):
-                entry["shares"][name] = float(np.mean(bucket[rows] == name))
-        # sends against the plan
-        if plan_action is not None:
-            volume = {}
-            for label in log.labels:
-                expected_n = int(np.sum(plan_action[rows] == label))
-                volume[label] = {"planned": expected_n, "sent": counts[label]}
-                if expected_n >= thresholds.min_rows:
-                    gap = (counts[label] - expected_n) / expected_n
-                    if abs(gap) > thresholds.volume_tolerance:
-                        alerts.append(Alert(day, "volume", label, gap, thresholds.volume_tolerance,
-                                            f"'{label}' sent to {counts[label]:,} customers against {expected_n:,} "
-                                            f"planned ({gap:+.0%})"))
-            entry["volume"] = volume
-        # feature drift
-        if binnings:
-            for f in features:
-                value_psi = psi(expected[f], binnings[f].shares(log.frame[f][rows]))
-                entry["psi"][f] = value_psi
-                if value_psi >= thresholds.psi_alert:
-                    alerts.append(Alert(day, "feature_drift", f, value_psi, thresholds.psi_alert,
-                                        f"feature '{f}' shifted against the training log (PSI {value_psi:.3f}, "
-                                        f"{psi_band(value_psi)})"))
-        # propensities: overlap of the randomisation
-        if propensity is not None:
-            p = propensity[rows]
-            p = p[np.isfinite(p)]
-            if len(p):
-                below = float(np.mean(p < thresholds.clip))
-                entry["propensity"] = {"min": float(p.min()), "share_below_clip": below,
-                                       "mean_by_action": {label: float(np.mean(propensity[rows][action[rows] == label]))
-                                                          for label in log.labels if counts[label]}}
-                if below > 0:
-                    alerts.append(Alert(day, "overlap", "propensity", below, thresholds.clip,
-                                        f"{below:.1%} of the day's customers were logged with a propensity below "
-                                        f"{thresholds.clip:g} (lowest {p.min():.2g}): off-policy estimates lean on few rows"))
-        # calibration drift on the randomised customers
-        if predicted is not None:
-            random_rows = rows & (np.isin(bucket, EXPLORATION_BUCKETS) if bucket is not None else True)
-            weight = (1.0 / propensity if bucket is None and propensity is not None else np.ones(log.n))
-            for offer in offers:
-                if ("value", offer) not in predictions:
-                    continue
-                scored = random_rows & ~np.isnan(predictions[("value", offer)])
-                check = uplift_check(value[scored], action[scored], offer, control, weight[scored],
-                                     predictions[("value", offer)][scored], thresholds.calibration_z, thresholds.min_rows)
-                if check is None:
-                    continue
-                if cost is not None and ("cost", offer) in predictions:
-                    check["cost"] = uplift_check(cost[scored], action[scored], offer, control, weight[scored],
-                                                 predictions[("cost", offer)][scored], thresholds.calibration_z,
-                                                 thresholds.min_rows)
-                entry["calibration"][offer] = check
-                for head, result in (("value", check), ("cost", check.get("cost"))):
-                    if result and result["alert"]:
-                        alerts.append(Alert(day, "calibration", f"{offer} · {head}", result["observed"], thresholds.calibration_z,
-                                            f"'{offer}' {head} uplift observed {result['observed']:.3g} "
-                                            f"(95% CI {result['ci_low']:.3g} to {result['ci_high']:.3g}) against "
-                                            f"{result['predicted']:.3g} predicted ({result['z']:+.1f} standard errors)"))
-        # spend against the pacing plan
-        if pacing is not None and cost is not None:
+    def partial(means=None):
+        return lambda batch: day_sums(batch, offers, binnings, thresholds.clip, paced, means)
+
+    sums = engine.reduce(log, partial(), _merge)
+    if "bad" in sums:
+        count, _, example = sums["bad"]
+        raise UserError(f"day column '{log.columns.time}' has {count} values that are not dates (e.g. {example!r})")
+    ordered = sorted(sums["days"])
+    means = {(day, head, offer, side): (s[2] / s[1] if s[1] else 0.0) for day in ordered
+             for key, s in sums["days"][day].items() if isinstance(key, tuple) and len(key) == 3
+             for head, offer, side in [key]}
+    squares = engine.reduce(log, partial(means), _merge)["days"] if means else {}
+    if not has_scores:
+        notes.append("no predictions given: calibration drift and the outstanding liability are not measured")
+    elif sums.get("unscored"):
+        notes.append("some customers of the log have no prediction: they are left out of the calibration check")
+    has_cost = log.columns.cost is not None or bool(log.columns.action_cost)
+    out_days, alerts, spent = [], [], 0.0
+    outstanding = [sums["days"][day].get("outstanding", 0.0) for day in ordered]
+    for k, day in enumerate(ordered, start=1):
+        entry_sums = sums["days"][day]
+        entry = _day_entry(day, k, entry_sums, squares.get(day, {}), labels, control, offers, has_cost, expected,
+                           binnings, thresholds, alerts)
+        if pacing is not None and has_cost:
             spent += entry["spend"]
             # offers sent in the last redemption_days days up to day k may still be redeemed
-            liability = (float(outstanding_per_day[max(0, k - pacing.redemption_days):k].sum())
-                         if predicted is not None else None)
+            liability = float(np.sum(outstanding[max(0, k - pacing.redemption_days):k])) if has_scores else None
             planned_spend = pacing.budget * min(k, pacing.days) / pacing.days
             committed = spent + (liability or 0.0)
             entry["pacing"] = {"spent": spent, "liability": liability, "planned": planned_spend,
@@ -312,3 +368,79 @@ def monitor(log, reference: pd.DataFrame | None = None, plan: pd.DataFrame | Non
         out_days.append(entry)
     return Monitoring(out_days, alerts, offers, tuple(features), notes)
 
+
+def _day_entry(day, k, s, squares, labels, control, offers, has_cost, expected, binnings, thresholds, alerts) -> dict:
+    """One day's entry of the contract's JSON from its sums (alerts appended to ``alerts``)."""
+    n, counts = s["n"], s["counts"]
+    entry = {"day": day, "n": n, "counts": counts, "spend": s["spend"] if has_cost else None,
+             "psi": {}, "calibration": {},  # filled when a reference log / predictions are given
+             "shares": {"no_offer": counts[control] / n}}
+    if "buckets" in s:
+        for name in ("plan", "explore", "holdout"):
+            entry["shares"][name] = float(s["buckets"][name] / n)
+    if "planned" in s:  # sends against the plan
+        volume = {}
+        for label in labels:
+            expected_n = s["planned"][label]
+            volume[label] = {"planned": expected_n, "sent": counts[label]}
+            if expected_n >= thresholds.min_rows:
+                gap = (counts[label] - expected_n) / expected_n
+                if abs(gap) > thresholds.volume_tolerance:
+                    alerts.append(Alert(day, "volume", label, gap, thresholds.volume_tolerance,
+                                        f"'{label}' sent to {counts[label]:,} customers against {expected_n:,} "
+                                        f"planned ({gap:+.0%})"))
+        entry["volume"] = volume
+    for f, binning in binnings.items():  # feature drift
+        value_psi = psi(expected[f], binning.shares_from_counts(s["bins"][f], n))
+        entry["psi"][f] = value_psi
+        if value_psi >= thresholds.psi_alert:
+            alerts.append(Alert(day, "feature_drift", f, value_psi, thresholds.psi_alert,
+                                f"feature '{f}' shifted against the training log (PSI {value_psi:.3f}, "
+                                f"{psi_band(value_psi)})"))
+    if "p" in s and s["p"]["finite"]:  # propensities: overlap of the randomisation
+        p = s["p"]
+        below = float(p["below"] / p["finite"])
+        entry["propensity"] = {"min": p["min"], "share_below_clip": below,
+                               "mean_by_action": {label: float(total / count) for label, (total, count) in p["by_action"].items()
+                                                  if counts[label]}}
+        if below > 0:
+            alerts.append(Alert(day, "overlap", "propensity", below, thresholds.clip,
+                                f"{below:.1%} of the day's customers were logged with a propensity below "
+                                f"{thresholds.clip:g} (lowest {p['min']:.2g}): off-policy estimates lean on few rows"))
+    for offer in offers:  # calibration drift on the randomised customers
+        if ("value", offer, "t") not in s:
+            continue
+        predicted_sum, scored = s[("predicted", offer)]
+        check = uplift_check_from_sums(s, squares, "value", offer, predicted_sum / scored if scored else float("nan"),
+                                       thresholds.calibration_z, thresholds.min_rows)
+        if check is None:
+            continue
+        if has_cost and ("cost", offer, "t") in s:
+            check["cost"] = uplift_check_from_sums(s, squares, "cost", offer, s[("predicted_cost", offer)] / scored,
+                                                   thresholds.calibration_z, thresholds.min_rows)
+        entry["calibration"][offer] = check
+        for head, result in (("value", check), ("cost", check.get("cost"))):
+            if result and result["alert"]:
+                alerts.append(Alert(day, "calibration", f"{offer} · {head}", result["observed"], thresholds.calibration_z,
+                                    f"'{offer}' {head} uplift observed {result['observed']:.3g} "
+                                    f"(95% CI {result['ci_low']:.3g} to {result['ci_high']:.3g}) against "
+                                    f"{result['predicted']:.3g} predicted ({result['z']:+.1f} standard errors)"))
+    return entry
+
+
+def uplift_check_from_sums(s: dict, squares: dict, head: str, offer: str, predicted: float, z_alert: float,
+                           min_rows: int, alpha: float = 0.05):
+    """:func:`uplift_check` from a day's sums: each arm's rows, Σw, Σw·y and Σw²(y − mean)²."""
+    (n_t, w_t, wy_t), (n_c, w_c, wy_c) = s[(head, offer, "t")], s[(head, offer, "c")]
+    if n_t < 2 or n_c < 2:
+        return None
+    mean_t, mean_c = float(wy_t / w_t), float(wy_c / w_c)
+    var_t, var_c = float(squares[(head, offer, "t")] / w_t**2), float(squares[(head, offer, "c")] / w_c**2)
+    observed, se = mean_t - mean_c, float(np.sqrt(var_t + var_c))
+    z = stats.norm.ppf(1 - alpha / 2)
+    out = {"predicted": float(predicted), "observed": observed, "ci_low": observed - z * se,
+           "ci_high": observed + z * se, "se": se, "n_offer": int(n_t), "n_control": int(n_c)}
+    enough = n_t >= min_rows and n_c >= min_rows
+    out["z"] = float((observed - out["predicted"]) / se) if se > 0 else 0.0
+    out["alert"] = bool(enough and se > 0 and abs(out["z"]) > z_alert)
+    return out

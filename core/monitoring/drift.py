@@ -60,12 +60,17 @@ class Binning:
 
     def shares(self, values: pd.Series) -> np.ndarray:
         """Share of ``values`` in each bin (missing last), unfloored."""
-        n = len(values)
-        if n == 0:
-            return np.full(len(self.labels), np.nan)
+        return self.shares_from_counts(self.counts(values), len(values))
+
+    def shares_from_counts(self, counts: np.ndarray, n: int) -> np.ndarray:
+        """:meth:`shares` from :meth:`counts` of ``n`` values (what adds up over batches)."""
+        return np.full(len(self.labels), np.nan) if n == 0 else counts / n
+
+    def counts(self, values: pd.Series) -> np.ndarray:
+        """How many of ``values`` fall in each bin (missing last)."""
         missing = values.isna().to_numpy()
         if self.numeric:
-            present = values.to_numpy(dtype=float)[~missing]
+            present = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)[~missing]
             index = np.searchsorted(self.edges, present, side="left")
             counts = np.bincount(index, minlength=len(self.edges) + 1).astype(float)
         else:
@@ -73,7 +78,7 @@ class Binning:
             lookup = {level: i for i, level in enumerate(self.levels)}
             index = text.map(lookup).fillna(len(self.levels)).to_numpy(dtype=int)
             counts = np.bincount(index, minlength=len(self.levels) + 1).astype(float)
-        return np.append(counts, missing.sum()) / n
+        return np.append(counts, missing.sum())
 
 
 def psi(expected_shares, actual_shares, floor: float = FLOOR) -> float:

@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import UserError
+from ..joins import lookup_on_id
 
 
 def ratio_interval(x_group, x_reference, alpha: float = 0.05) -> tuple[float, float, float]:
@@ -133,12 +134,10 @@ def audit_log(log, attribute: str, scores: pd.DataFrame | None = None) -> Fairne
     """The audit of a live log: offers sent, realised spend and, with predictions (``id``,
     ``tau_value__<offer>``), the predicted benefit of each customer's offer and who the model
     finds worth an offer (some τ value > 0)."""
-    from .daily import join_on_id
-
     check_groups(log.frame, attribute)
     action = np.asarray(log.action).astype(str)
     benefit = eligible = None
-    predicted = join_on_id(log, scores, "predictions file")
+    predicted = lookup_on_id(log, scores, "predictions file")
     if predicted is not None:
         values = pd.DataFrame({o: pd.to_numeric(predicted[f"tau_value__{o}"], errors="coerce")
                                for o in log.treatments if f"tau_value__{o}" in predicted.columns})

@@ -15,8 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..diagnostics.overlap import ESTIMATED
+from ..engines.local import LocalEngine
 from ..errors import UserError
-from .estimators import ESTIMATORS, Estimate, _from_sums, _stats_matrix, normal_replicates, policy_weights
+from ..joins import POLICY_MESSAGES, align_to_log
+from ..resample import bootstrap_sums as keyed_sums
+from ..resample import row_keys
+from .estimators import (EXACT_LIMIT, ESTIMATORS, Estimate, _from_sums, _stats_matrix, check_settings, normal_replicates,
+                         policy_weights)
 
 
 @dataclass(frozen=True)
@@ -85,18 +91,7 @@ def from_allocation(log, choice: np.ndarray, arms, name: str = "model policy") -
 def from_frame(log, frame: pd.DataFrame, name: str = "uploaded") -> Policy:
     """From a CSV: an ``action`` column or ``prob__<arm>`` columns; joined on ``id`` when the
     log has an id column and the file an ``id`` column, else row-aligned."""
-    if log.columns.id and "id" in frame.columns:
-        keyed = frame.assign(id=frame["id"].astype(str))
-        if keyed["id"].duplicated().any():
-            raise UserError(f"the policy file has duplicated ids (e.g. {keyed.loc[keyed['id'].duplicated(), 'id'].iloc[0]!r})")
-        ids = pd.Series(log.ids).astype(str)
-        missing = ~ids.isin(keyed["id"])
-        if missing.any():
-            raise UserError(f"the policy file has no row for {int(missing.sum()):,} customers of the log (e.g. id {ids[missing].iloc[0]!r}); "
-                            "every logged customer needs a decision")
-        frame = keyed.set_index("id").loc[ids].reset_index(drop=True)
-    elif len(frame) != log.n:
-        raise UserError(f"the policy file has {len(frame):,} rows but the log has {log.n:,}; add an id column (and map --id) to join them")
+    frame = align_to_log(log, frame, POLICY_MESSAGES)
     prob_cols = [c for c in frame.columns if str(c).startswith("prob__")]
     if "action" in frame.columns and not prob_cols:
         return deterministic(log, name, frame["action"].astype(str).to_numpy())
@@ -114,25 +109,62 @@ def from_frame(log, frame: pd.DataFrame, name: str = "uploaded") -> Policy:
     return Policy(name, matrix)
 
 
+@dataclass
+class PolicyCheck:
+    """What refusing a policy needs from a batch of rows, adding up over any split of them:
+    rows whose probabilities do not sum to 1 (and the first), customers per arm the policy
+    sends it to, rows logged per arm, rows without a usable propensity, arms a file names that
+    the log has not and probability columns with values outside [0, 1]."""
+
+    bad_rows: int
+    first_bad: tuple
+    positive: np.ndarray
+    logged: np.ndarray
+    p_bad: int
+    unknown: frozenset = frozenset()
+    prob_bad: frozenset = frozenset()
+
+    @classmethod
+    def of(cls, matrix, index, propensity, positions, unknown=frozenset(), prob_bad=frozenset()) -> "PolicyCheck":
+        sums = matrix.sum(axis=1)
+        bad = np.abs(sums - 1.0) > 1e-6
+        first_bad = ((int(positions[bad].min()), float(sums[bad][np.argmin(positions[bad])])) if bad.any()
+                     else (np.iinfo(np.int64).max, 0.0))
+        p = np.asarray(propensity, dtype=float)
+        return cls(int(bad.sum()), first_bad, (matrix > 0).sum(axis=0),
+                   np.bincount(index, minlength=matrix.shape[1]).astype(float), int(((p <= 0) | np.isnan(p)).sum()),
+                   unknown, prob_bad)
+
+    def __add__(self, other: "PolicyCheck") -> "PolicyCheck":
+        return PolicyCheck(self.bad_rows + other.bad_rows, min(self.first_bad, other.first_bad),
+                           self.positive + other.positive, self.logged + other.logged, self.p_bad + other.p_bad,
+                           self.unknown | other.unknown, self.prob_bad | other.prob_bad)
+
+    def refuse(self, name: str, labels) -> None:
+        """Raise the first reason the policy cannot be evaluated on this log, naming it."""
+        labels = list(labels)
+        if self.prob_bad:
+            raise UserError(f"column 'prob__{sorted(self.prob_bad)[0]}' must hold probabilities between 0 and 1 in every row")
+        if self.unknown:
+            raise UserError(f"policy '{name}' uses arm(s) {', '.join(map(repr, sorted(self.unknown)[:5]))} that are not in "
+                            f"the log; arms: {', '.join(labels)}")
+        if self.bad_rows:
+            raise UserError(f"policy '{name}': probabilities of row {self.first_bad[0] + 1} sum to {self.first_bad[1]:.6g}, "
+                            f"not 1 ({self.bad_rows:,} rows affected)")
+        for j, label in enumerate(labels):
+            if self.logged[j] == 0 and self.positive[j] > 0:
+                raise UserError(f"policy '{name}' sends '{label}' to {int(self.positive[j]):,} customers, but '{label}' "
+                                "was never logged: there is no support to evaluate it")
+        if self.p_bad:
+            raise UserError(f"{self.p_bad:,} rows have a propensity of 0 (or none); a logged action with probability 0 "
+                            "cannot be reweighted")
+
+
 def check_policy(log, policy: Policy, propensity: np.ndarray) -> None:
     """Refuse policies that cannot be evaluated on this log, naming why."""
-    matrix = policy.matrix
-    if matrix.shape != (log.n, len(log.labels)):
-        raise UserError(f"policy '{policy.name}' has shape {matrix.shape}; expected ({log.n}, {len(log.labels)})")
-    sums = matrix.sum(axis=1)
-    bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
-    if len(bad):
-        raise UserError(f"policy '{policy.name}': probabilities of row {bad[0] + 1} sum to {sums[bad[0]]:.6g}, not 1 "
-                        f"({len(bad):,} rows affected)")
-    logged = np.bincount(_index(log), minlength=len(log.labels))
-    for j, label in enumerate(log.labels):
-        if logged[j] == 0 and (matrix[:, j] > 0).any():
-            raise UserError(f"policy '{policy.name}' sends '{label}' to {int((matrix[:, j] > 0).sum()):,} customers, but '{label}' "
-                            "was never logged: there is no support to evaluate it")
-    p = np.asarray(propensity, dtype=float)
-    if (p <= 0).any() or np.isnan(p).any():
-        raise UserError(f"{int(((p <= 0) | np.isnan(p)).sum()):,} rows have a propensity of 0 (or none); a logged action "
-                        "with probability 0 cannot be reweighted")
+    if policy.matrix.shape != (log.n, len(log.labels)):
+        raise UserError(f"policy '{policy.name}' has shape {policy.matrix.shape}; expected ({log.n}, {len(log.labels)})")
+    PolicyCheck.of(policy.matrix, _index(log), propensity, log.positions).refuse(policy.name, log.labels)
 
 
 @dataclass(frozen=True)
@@ -147,6 +179,22 @@ class PolicyEvaluation:
     share_clipped: float
     rare_arms: list
     offer_share: float = float("nan")  # share of customers the policy sends an offer (any arm but the control)
+    n: int = 0
+    clip: float | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the log cannot support about this policy: few effective customers, clipped
+        propensities, offers the log rarely tried."""
+        out = []
+        if self.n and self.ess < 0.1 * self.n and self.name != "logging":
+            out.append(f"'{self.name}': effective sample size {self.ess:,.0f} is under 10% of the {self.n:,} customers "
+                       "— wide intervals.")
+        if self.clip is not None and self.share_clipped > 0:
+            out.append(f"'{self.name}': {self.share_clipped:.1%} of rows had their propensity clipped at {self.clip}.")
+        if self.rare_arms:
+            out.append(f"'{self.name}' uses offer(s) {', '.join(self.rare_arms)} that the log rarely tried (< 1% of rows).")
+        return out
 
     def row(self, estimator: str) -> dict:
         out = {"policy": self.name, "offer_share": self.offer_share, "value": self.value[estimator].value, "value_low": self.value[estimator].ci_low,
@@ -204,8 +252,6 @@ def policy_rows(y_value, y_cost, q_value, q_cost, index, control_index: int, mat
 def row_sums(stats: np.ndarray, w: np.ndarray, clipped: np.ndarray, keys: np.ndarray, n_boot: int, seed: int,
              exact: bool) -> RowSums:
     """The :class:`RowSums` of a block of rows (the whole log, or one partition of it)."""
-    from ..engines.keys import bootstrap_sums as keyed_sums
-
     reps = keyed_sums(stats, keys, n_boot, seed) if exact else None
     return RowSums(len(w), stats.sum(axis=0), stats.T @ stats, reps, float(w.sum()), float((w**2).sum()),
                    float(w.max()) if len(w) else 0.0, int(clipped.sum()))
@@ -213,8 +259,6 @@ def row_sums(stats: np.ndarray, w: np.ndarray, clipped: np.ndarray, keys: np.nda
 
 def exact_bootstrap(n: int, n_boot: int, exact_limit: float | None = None) -> bool:
     """Resample rows exactly (Poisson counts) or use the normal limit (see :func:`bootstrap_sums`)."""
-    from .estimators import EXACT_LIMIT
-
     return n * n_boot <= (EXACT_LIMIT if exact_limit is None else exact_limit)
 
 
@@ -224,7 +268,8 @@ def _interval(point: float, reps: np.ndarray, alpha: float) -> Estimate:
 
 
 def evaluation_from_sums(name: str, sums: RowSums, labels, control: str, estimators, n_boot: int, alpha: float, seed: int,
-                         logged_share: np.ndarray, used: np.ndarray, rare_share: float = 0.01) -> PolicyEvaluation:
+                         logged_share: np.ndarray, used: np.ndarray, rare_share: float = 0.01,
+                         clip: float | None = None) -> PolicyEvaluation:
     """Estimates, paired increments over no offer, and intervals from a policy's :class:`RowSums`."""
     reps = sums.reps if sums.reps is not None else normal_replicates(sums.sums, sums.cross, n_boot, seed)
     results = []
@@ -240,30 +285,159 @@ def evaluation_from_sums(name: str, sums: RowSums, labels, control: str, estimat
     rare = [label for j, label in enumerate(labels) if used[j] > 0 and logged_share[j] < rare_share]
     offer_share = float(1.0 - used[list(labels).index(control)])
     return PolicyEvaluation(name, value, cost, value_inc, cost_inc, float(ess), sums.max_w, sums.n_clipped / max(sums.n, 1),
-                            rare, offer_share)
+                            rare, offer_share, sums.n, clip)
+
+
+Q_VALUE, Q_COST, POLICY = "__qv__", "__qc__", "__pi__"  # per-arm columns attached to the log (j = arm index)
+LOGGED_PROB, PROPENSITY = "__lp", "__p"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy as every batch of the log can build its rows: ``kind`` ``arm`` (every customer
+    gets arm ``arm``), ``random``, ``logging`` (weights 1; DM uses the estimated propensities
+    ``__pm__<j>`` when ``estimated``), ``action`` (an arm per customer in column ``__pa``) or
+    ``probs`` (probabilities per arm in columns ``__pi__<j>``; the logged arm's own in
+    :data:`LOGGED_PROB` when given)."""
+
+    kind: str
+    name: str
+    arm: int | None = None
+    estimated: bool = False
+    logged_prob: bool = False
+
+
+@dataclass
+class PolicyPart:
+    """One batch's contribution: the :class:`RowSums`, the arms' use and the :class:`PolicyCheck`."""
+
+    sums: RowSums
+    used: np.ndarray
+    check: PolicyCheck
+
+    def __add__(self, other: "PolicyPart") -> "PolicyPart":
+        return PolicyPart(self.sums + other.sums, self.used + other.used, self.check + other.check)
+
+
+def _columns(batch, prefix: str, k: int) -> np.ndarray:
+    return np.column_stack([pd.to_numeric(batch.frame[f"{prefix}{j}"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                            for j in range(k)])
+
+
+def policy_rows_of(batch, spec: PolicySpec, labels) -> tuple[np.ndarray, np.ndarray, frozenset, frozenset]:
+    """A batch's policy matrix (n × arms, ``labels`` order), each row's probability of its
+    logged arm under the policy, the unknown arms a file names and the bad probability columns."""
+    k, n = len(labels), batch.n
+    index = pd.Categorical(batch.action, categories=labels).codes.astype(np.int64)
+    eye = np.eye(k)
+    unknown, prob_bad = frozenset(), frozenset()
+    if spec.kind == "arm":
+        matrix = np.tile(eye[spec.arm], (n, 1))
+    elif spec.kind == "random":
+        matrix = np.full((n, k), 1.0 / k)
+    elif spec.kind == "logging":
+        matrix = _columns(batch, "__pm__", k) if spec.estimated else eye[index]
+    elif spec.kind == "action":
+        chosen = pd.Categorical(batch.frame["__pa"].astype(str), categories=labels).codes
+        unknown = frozenset(batch.frame["__pa"].astype(str)[chosen < 0].tolist())
+        matrix = eye[np.maximum(chosen, 0)]
+    else:
+        matrix = np.zeros((n, k))
+        for j in range(k):
+            if f"{POLICY}{j}" in batch.frame.columns:
+                values = pd.to_numeric(batch.frame[f"{POLICY}{j}"], errors="coerce").to_numpy(dtype=float)
+                if np.isnan(values).any() or (values < 0).any() or (values > 1).any():
+                    prob_bad |= {labels[j]}
+                matrix[:, j] = values
+    if spec.kind == "logging":
+        logged = _propensity(batch)
+    elif spec.logged_prob:
+        logged = batch.frame[LOGGED_PROB].to_numpy(dtype=float)
+    else:
+        logged = matrix[np.arange(n), index]
+    return matrix, logged, unknown, prob_bad
+
+
+def _propensity(batch) -> np.ndarray:
+    """The propensity of each row's logged arm OPE weights by: given, estimated, or logged."""
+    frame = batch.frame
+    for column in (PROPENSITY, ESTIMATED):
+        if column in frame.columns:
+            return frame[column].to_numpy(dtype=float)
+    return batch.propensity
+
+
+def policy_part(batch, spec: PolicySpec, labels, control: str, q: bool, clip, tau, keys_of, n_boot: int, seed: int,
+                exact: bool) -> PolicyPart:
+    """The OPE partial of one batch (see :class:`PolicyPart`)."""
+    k, n = len(labels), batch.n
+    matrix, logged_prob, unknown, prob_bad = policy_rows_of(batch, spec, labels)
+    index = pd.Categorical(batch.action, categories=labels).codes.astype(np.int64)
+    propensity = _propensity(batch)
+    if q:
+        q_value = _columns(batch, Q_VALUE, k)
+        q_cost = _columns(batch, Q_COST, k) if batch.cost is not None and f"{Q_COST}0" in batch.frame.columns else None
+    else:  # IPS and SNIPS use no reward model: zeros stand in for q̂ and change neither estimate
+        q_value = np.zeros((n, k))
+        q_cost = np.zeros((n, k)) if batch.cost is not None else None
+    stats, w, clipped = policy_rows(batch.value, batch.cost, q_value, q_cost, index, labels.index(control), matrix,
+                                    logged_prob, propensity, clip, tau)
+    return PolicyPart(row_sums(stats, w, clipped, keys_of(batch), n_boot, seed, exact), matrix.sum(axis=0),
+                      PolicyCheck.of(matrix, index, propensity, batch.positions, unknown, prob_bad))
+
+
+KEYS = "__key"  # bootstrap keys attached to the log (see :func:`batch_keys`)
+
+
+def batch_keys(batch) -> np.ndarray:
+    """The counter-based bootstrap's row keys: attached ones, else hashed ids when the log maps
+    an id, else the row positions."""
+    if KEYS in batch.frame.columns:
+        return batch.frame[KEYS].to_numpy(dtype=np.uint64)
+    return row_keys(ids=batch.ids) if batch.columns.id else row_keys(positions=batch.positions)
+
+
+def evaluate_policy_of(engine, log, spec: PolicySpec, *, q: bool, estimators=ESTIMATORS, clip: float | None = None,
+                       tau: float = np.inf, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+                       rare_share: float = 0.01, exact_limit: float | None = None, n: int | None = None) -> PolicyEvaluation:
+    """Value and cost of a policy by every estimator, and the increments over no offer, wherever
+    the log's rows are (one partial per batch, :class:`PolicyPart`).  ``q``: the reward models'
+    predictions are attached as ``__qv__<j>`` / ``__qc__<j>``."""
+    check_settings(estimators, alpha, n_boot, clip)
+    labels = list(log.labels)
+    n = engine.n_rows(log) if n is None else n
+    exact = exact_bootstrap(n, n_boot, exact_limit)
+    part = engine.reduce(log, lambda batch: policy_part(batch, spec, labels, log.control, q, clip, tau, batch_keys, n_boot,
+                                                         seed, exact))
+    name = spec.name
+    part.check.refuse(name, labels)
+    return evaluation_from_sums(name, part.sums, labels, log.control, estimators, n_boot, alpha, seed, part.check.logged / n,
+                                part.used / n, rare_share, clip)
 
 
 def evaluate_policy(log, policy: Policy, propensity: np.ndarray, q_value: np.ndarray, q_cost: np.ndarray | None = None,
                     *, estimators=ESTIMATORS, clip: float | None = None, tau: float = np.inf, n_boot: int = 1000,
                     alpha: float = 0.05, seed: int = 0, rare_share: float = 0.01, keys: np.ndarray | None = None,
                     exact_limit: float | None = None) -> PolicyEvaluation:
-    """Value and cost of ``policy`` by every estimator, and the increments over no offer.
+    """Value and cost of ``policy`` (an n × arms matrix) by every estimator, and the increments
+    over no offer: :func:`evaluate_policy_of` on the log in memory.
 
     Bootstrap resample b gives each row the Poisson count keyed by ``keys`` (default: the row
-    positions, see :mod:`core.engines.keys`); the increments use the same resamples (paired).
+    positions, see :mod:`core.resample`); the increments use the same resamples (paired).
     """
-    from .estimators import check_settings
-
     check_settings(estimators, alpha, n_boot, clip)
-    check_policy(log, policy, propensity)
-    index = _index(log)
-    rows = np.arange(log.n)
-    logged_prob = policy.logged_prob if policy.logged_prob is not None else policy.matrix[rows, index]
-    control_index = list(log.labels).index(log.control)
-    stats, w, clipped = policy_rows(log.value, log.cost, q_value, q_cost, index, control_index, policy.matrix, logged_prob,
-                                    propensity, clip, tau)
-    keys = rows if keys is None else keys
-    sums = row_sums(stats, w, clipped, keys, n_boot, seed, exact_bootstrap(log.n, n_boot, exact_limit))
-    logged_share = np.bincount(index, minlength=len(log.labels)) / log.n
-    return evaluation_from_sums(policy.name, sums, log.labels, log.control, estimators, n_boot, alpha, seed, logged_share,
-                                policy.matrix.mean(axis=0), rare_share)
+    k = len(log.labels)
+    if policy.matrix.shape != (log.n, k):
+        raise UserError(f"policy '{policy.name}' has shape {policy.matrix.shape}; expected ({log.n}, {k})")
+    arrays = {f"{POLICY}{j}": policy.matrix[:, j] for j in range(k)}
+    arrays[PROPENSITY] = np.asarray(propensity, dtype=float)
+    arrays.update({f"{Q_VALUE}{j}": q_value[:, j] for j in range(k)})
+    if q_cost is not None:
+        arrays.update({f"{Q_COST}{j}": q_cost[:, j] for j in range(k)})
+    if policy.logged_prob is not None:
+        arrays[LOGGED_PROB] = policy.logged_prob
+    arrays[KEYS] = row_keys(positions=np.arange(log.n)) if keys is None else np.asarray(keys, dtype=np.uint64)
+    spec = PolicySpec("probs", policy.name, logged_prob=policy.logged_prob is not None)
+    return evaluate_policy_of(LocalEngine(), log.with_columns(arrays), spec, q=True, estimators=estimators, clip=clip,
+                              tau=tau, n_boot=n_boot, alpha=alpha, seed=seed, rare_share=rare_share,
+                              exact_limit=exact_limit)

@@ -18,7 +18,7 @@ the seeded percentile bootstrap of those sums: exact Poisson(1) resampling weigh
 logs, and for large ones (n × B above a limit) the normal law with the Poisson bootstrap's
 exact mean and covariance of the sums, which is what the resampled sums converge to.  The
 Poisson counts come from a counter-based generator keyed by row and resample
-(:mod:`core.engines.keys`), so the Spark engine draws the same ones partition by partition.
+(:mod:`core.resample`), so the Spark engine draws the same ones partition by partition.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, setting
+from ..resample import bootstrap_sums as keyed_sums
 
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr", "switch-dr")
 EXACT_LIMIT = 1e7
+WEIGHTING_ONLY = {"ips", "snips"}  # estimators that need no reward model
 
 
 def _stats_matrix(y, q_logged, q_policy, w, tau):
@@ -143,13 +145,11 @@ def bootstrap_sums(stats: np.ndarray, n_boot: int, seed: int, keys: np.ndarray |
     """Bootstrap replicates of the column sums of ``stats`` (see module docstring).
 
     Exact resampling gives row i of resample b the counter-based Poisson(1) count keyed by
-    ``keys[i]`` (default: the row positions) and ``b`` (:mod:`core.engines.keys`), so any engine
+    ``keys[i]`` (default: the row positions) and ``b`` (:mod:`core.resample`), so any engine
     that sums the same rows draws the same counts.  Above ``exact_limit`` cells (n × B; default
     :data:`EXACT_LIMIT`) the normal law with the same mean and covariance is used instead
     (:func:`normal_replicates`).
     """
-    from ..engines.keys import bootstrap_sums as keyed_sums
-
     n, m = stats.shape
     limit = EXACT_LIMIT if exact_limit is None else exact_limit
     if n * n_boot <= limit:
@@ -171,7 +171,7 @@ def policy_weights(policy_logged: np.ndarray, propensity: np.ndarray, clip: floa
     p = np.asarray(propensity, dtype=float)
     if clip is not None:
         if not 0 < clip < 1:
-            raise UserError(f"--clip must be between 0 and 1 (exclusive), got {clip}")
+            raise UserError(f"{setting('clip')} must be between 0 and 1 (exclusive), got {clip}")
         clipped = float(np.mean(p < clip))
         p = np.maximum(p, clip)
     else:
@@ -183,13 +183,13 @@ def check_settings(estimators, alpha: float, n_boot: int, clip: float | None = N
     """Refuse unknown estimators and out-of-range settings, naming the option."""
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown:
-        raise UserError(f"--estimators names {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
+        raise UserError(f"{setting('estimators')} names {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
     if not 0 < alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
+        raise UserError(f"{setting('alpha')} must be between 0 and 1, got {alpha}")
     if n_boot < 2:
-        raise UserError(f"--bootstrap must be at least 2 resamples, got {n_boot}")
+        raise UserError(f"{setting('bootstrap')} must be at least 2 resamples, got {n_boot}")
     if clip is not None and not 0 < clip < 1:
-        raise UserError(f"--clip must be between 0 and 1 (exclusive), got {clip}")
+        raise UserError(f"{setting('clip')} must be between 0 and 1 (exclusive), got {clip}")
 
 
 def estimate(y, propensity, policy_logged, q_logged, q_policy, *, estimators=ESTIMATORS, clip: float | None = None,

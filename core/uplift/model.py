@@ -41,7 +41,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, setting
 from ..evaluation import inverse_propensity_weights
 from ..evaluation.selection import fold_stability, select_learner
 from ..features import lgbm_frame, numeric_matrix
@@ -149,27 +149,28 @@ class UpliftModel:
 
     def _validate_params(self) -> None:
         if self.learner not in LEARNERS:
-            raise UserError(f"--learner '{self.learner}' is not one of {', '.join(LEARNERS)} ({', '.join(LEARNERS.values())})")
+            raise UserError(f"{setting('learner')} '{self.learner}' is not one of {', '.join(LEARNERS)} ({', '.join(LEARNERS.values())})")
         if not isinstance(self.folds, (int, np.integer)) or self.folds < 2:
-            raise UserError(f"--folds must be a whole number ≥ 2, got {self.folds!r}")
+            raise UserError(f"{setting('folds')} must be a whole number ≥ 2, got {self.folds!r}")
         if not isinstance(self.bagging, (int, np.integer)) or self.bagging < 0:
-            raise UserError(f"bagging must be a whole number ≥ 0, got {self.bagging!r}")
+            raise UserError(f"{setting('bagging')} must be a whole number ≥ 0, got {self.bagging!r}")
         if self.tuning not in ("auto", "fixed"):
-            raise UserError(f"tuning must be 'auto' or 'fixed', got {self.tuning!r}")
+            raise UserError(f"{setting('tuning')} must be 'auto' or 'fixed', got {self.tuning!r}")
         if self.backend not in ("native", "econml"):
-            raise UserError(f"backend must be 'native' or 'econml', got {self.backend!r}")
+            raise UserError(f"{setting('fit_engine')} must be 'native' or 'econml', got {self.backend!r}")
         bad = [c for c in self.candidates if c not in LEARNERS or c == "auto"]
         if bad or not self.candidates:
-            raise UserError(f"--candidates {', '.join(map(repr, bad)) or '(none)'}: choose from "
+            raise UserError(f"{setting('candidates')} {', '.join(map(repr, bad)) or '(none)'}: choose from "
                             f"{', '.join(k for k in LEARNERS if k != 'auto')}")
         if self.cpi_max is not None and self.learner != "cdrm":
-            raise UserError(f"--cpi-max is the constrained ranking's limit; it needs --learner cdrm (got {self.learner})")
+            raise UserError(f"{setting('cpi_max')} is the constrained ranking's limit; it needs {setting('learner')} cdrm "
+                            f"(got {self.learner})")
         if self.learner in RANKERS:
             if self.ranking_scorer not in SCORERS:
-                raise UserError(f"--ranking-scorer '{self.ranking_scorer}' is not one of {', '.join(SCORERS)}")
+                raise UserError(f"{setting('ranking_scorer')} '{self.ranking_scorer}' is not one of {', '.join(SCORERS)}")
             if self.cpi_max is not None and not (isinstance(self.cpi_max, (int, float)) and np.isfinite(self.cpi_max)
                                                  and self.cpi_max > 0):
-                raise UserError(f"--cpi-max must be a positive number, got {self.cpi_max!r}")
+                raise UserError(f"{setting('cpi_max')} must be a positive number, got {self.cpi_max!r}")
             if self.by_segment:
                 raise UserError("per-segment models are not available for the direct ranking model; it takes the "
                                 "segment as a feature — turn per-segment models off")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..diagnostics.readout import readout
-from ..errors import UserError
+from ..errors import UserError, setting
 from ..evaluation import inverse_propensity_weights
 from .direct_ranking import DirectRanker, check_rankable, cross_fit, rank_bins
 from .fit_report import FitReport
@@ -76,7 +76,7 @@ def ranking_cpi(cpi_max, log, propensity) -> float:
     cpis = [row["cost"] / row["value"] for _, row in effects.iterrows() if row["value"] > 0 and row["cost"] > 0]
     if not cpis:
         raise UserError("no offer adds value at a positive cost on average, so there is no default CPI limit for "
-                        "the constrained ranking; give one (--cpi-max)")
+                        f"the constrained ranking; give one ({setting('cpi_max')})")
     return float(np.median(cpis))
 
 

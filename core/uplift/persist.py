@@ -19,7 +19,7 @@ import pickle
 from pathlib import Path
 
 from ..design.cold_start import segment_effects
-from ..errors import UserError
+from ..errors import UserError, setting
 
 MAGIC = b"UPLIFT-STUDIO-MODEL v1\n"
 
@@ -81,7 +81,7 @@ def write_model_file(model_id: str, workspace, path: str | Path) -> Path:
     try:
         path.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + payload)
     except OSError as exc:
-        raise UserError(f"--model-out '{path}' cannot be written: {exc.strerror}") from exc
+        raise UserError(f"{setting('model_out')} '{path}' cannot be written: {exc.strerror}") from exc
     return path
 
 
@@ -89,7 +89,7 @@ def read_model_file(path: str | Path, workspace):
     """Load a model file, refusing anything this workspace did not write."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"model file '{path}' is a folder; expected a file written by fit --model-out")
+        raise UserError(f"model file '{path}' is a folder; expected a file written by fit {setting('model_out')}")
     if not path.is_file():
         raise UserError(f"model file '{path}' does not exist")
     raw = path.read_bytes()

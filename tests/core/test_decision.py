@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from core.decision.allocate import Frontier, allocate, allocate_exact, allocate_fast
 from core.decision.pacing import pacing
 from core.decision.policy import candidates_from_scores, prune
-from core.errors import UserError
+from core.errors import UserError, cli_spelling
 
 
 def brute_force(candidates, budget, caps=None):
@@ -154,8 +154,10 @@ def scores_frame(**overrides):
     (lambda: candidates_from_scores(scores_frame(), cpi_max=-1), r"--cpi-max must be a number ≥ 0"),
 ])
 def test_bad_allocation_inputs(call, message):
-    with pytest.raises(UserError, match=message):
+    """Core names the setting; the CLI spells it as its flag (the message above)."""
+    with pytest.raises(UserError) as caught:
         call()
+    assert re.search(message, str(caught.value.spelled(cli_spelling))), str(caught.value)
 
 
 def test_negative_predicted_costs_count_as_free():

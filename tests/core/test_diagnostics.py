@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ from core.diagnostics.balance import balance, design_matrix, smd_matrix
 from core.diagnostics.overlap import ess, estimate_propensities, overlap
 from core.diagnostics.readout import readout
 from core.diagnostics.srm import chisquare_counts, count_arms, propensity_consistency, srm
-from core.errors import UserError
+from core.errors import UserError, cli_spelling
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import ARMS, simulate
 from tests.conftest import HILLSTROM
@@ -137,9 +139,12 @@ def test_counting_in_duckdb_matches_pandas_on_a_file(tmp_path, sim20k):
     ({"control": "nobody"}, r"control label 'nobody' is not an arm of the log"),
 ])
 def test_bad_srm_inputs(kwargs, message):
+    """Core names the setting; the CLI spells it as its flag (the message above)."""
     frame = pd.DataFrame({"arm": ["a", "b"] * 5000, "uid": np.arange(10_000)})
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError) as caught:
         srm(frame, "arm", **{"control": "a", **kwargs})
+    assert re.search(message, str(caught.value.spelled(cli_spelling))), str(caught.value)
+    assert "--" not in str(caught.value)
 
 
 def test_a_log_with_one_arm_is_refused():
@@ -242,8 +247,9 @@ def test_hillstrom_without_propensities_is_estimated_near_one_third(hillstrom_lo
     assert abs(result.propensity.mean() - 1 / 3) < 0.01
     with pytest.raises(UserError, match=r"the log has no propensity column"):
         overlap(hillstrom_log)
-    with pytest.raises(UserError, match=r"--clip must be between 0 and 1"):
+    with pytest.raises(UserError, match=r"^clip must be between 0 and 1") as caught:
         overlap(hillstrom_log, clip=0, estimated=est)
+    assert str(caught.value.spelled(cli_spelling)).startswith("--clip must be between 0 and 1")
 
 
 # --- readout ---------------------------------------------------------------------------------------

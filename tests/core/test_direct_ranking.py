@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import UserError
+from core.errors import UserError, cli_spelling
 from core.evaluation import evaluate
 from core.evaluation.curves import aucc, aucc_interval, qini_auc_score
 from core.schema import ColumnMap, ExperimentLog
@@ -279,10 +279,12 @@ def test_degenerate_logs_get_clear_messages(independent):
         UpliftModel(learner="drm", folds=2).fit(cost_log(single))
     with pytest.raises(UserError, match="per-segment models are not available"):
         UpliftModel(learner="drm", by_segment=True).fit(cost_log(frame, segment="region"))
-    with pytest.raises(UserError, match="--cpi-max must be a positive number"):
+    with pytest.raises(UserError, match="the CPI limit must be a positive number") as caught:
         UpliftModel(learner="cdrm", cpi_max=-1.0).fit(cost_log(frame))
-    with pytest.raises(UserError, match="needs --learner cdrm"):
+    assert str(caught.value.spelled(cli_spelling)).startswith("--cpi-max must be a positive number")
+    with pytest.raises(UserError, match="needs learner cdrm") as caught:
         UpliftModel(learner="drm", cpi_max=1.0).fit(cost_log(frame))
+    assert "needs --learner cdrm" in str(caught.value.spelled(cli_spelling))
 
 
 def test_a_segment_without_treated_rows_is_named_in_the_fit_notes(independent):

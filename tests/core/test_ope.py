@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import UserError
+from core.errors import UserError, cli_spelling
 from core.ope import compare
 from core.ope.estimators import ESTIMATORS, bootstrap_sums, estimate, reward_model
 from core.schema import ColumnMap, ExperimentLog
@@ -195,6 +195,7 @@ def test_estimators_share_one_base():
 
 
 def test_estimator_names_are_checked():
-    with pytest.raises(UserError, match=r"--estimators names 'ipw'"):
+    with pytest.raises(UserError, match=r"^estimators names 'ipw'") as caught:
         estimate([1.0], [0.5], [1.0], [0.0], [0.0], estimators=("ipw",))
+    assert str(caught.value.spelled(cli_spelling)).startswith("--estimators names 'ipw'")
     assert set(ESTIMATORS) == {"ips", "snips", "dm", "dr", "sndr", "switch-dr"}

@@ -79,7 +79,7 @@ def sim(tmp_path_factory, module_workspace):
                  "--predictions-out", str(folder / "oof.csv"), "--model-out", str(folder / "model.bin")])
     assert code == 0
     yield {"folder": folder, "log": logs, "frame": frame, "scores": folder / "oof.csv", "model": folder / "model.bin"}
-    from core.engines.spark import stop_sessions
+    from core.engines.spark.session import stop_sessions
 
     stop_sessions()
 
@@ -224,12 +224,12 @@ def test_parquet_files_with_different_schemas_are_refused_naming_the_file(capsys
 def test_data_page_reads_a_parquet_path_on_spark_and_says_when_it_samples(sim, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from core.engines import spark as engine
+    from core.engines import base, open_engine
     from tests.conftest import ROOT
 
     monkeypatch.setenv("UPLIFT_ENGINE", "spark")
     monkeypatch.setenv("UPLIFT_SPARK_MASTER", "local[2]")
-    monkeypatch.setattr(engine, "FIT_ROWS", 1000)  # the app keeps at most this many rows on one machine
+    monkeypatch.setattr(base, "FIT_ROWS", 1000)  # the app keeps at most this many rows on one machine
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     radio = [r for r in at.radio if r.label == "Start from"][0]
     assert "Parquet path (Spark)" in radio.options
@@ -241,7 +241,7 @@ def test_data_page_reads_a_parquet_path_on_spark_and_says_when_it_samples(sim, m
     assert "The log has 3,000 rows" in info and "--engine spark --spark-master local[2]" in info
     kept = int(info.split("a fixed sample of ")[1].split(" rows")[0].replace(",", ""))
     assert abs(kept - 1000) < 4 * np.sqrt(3000 * (1 / 3) * (2 / 3))  # Binomial(3000, 1/3) rows kept
-    frame, n = engine.driver_sample(engine.session("local[2]"), str(sim["log"]), 1000)
+    frame, n = open_engine("spark", "local[2]").sample_frame(str(sim["log"]), 1000)
     assert n == 3000 and len(frame) == kept  # the same sample every time
     pd.testing.assert_frame_equal(frame, sim["frame"].loc[sim["frame"]["customer_id"].isin(frame["customer_id"])]
                                   .reset_index(drop=True), check_dtype=False)
@@ -252,25 +252,25 @@ def test_data_page_reads_a_parquet_path_on_spark_and_says_when_it_samples(sim, m
 
 
 def test_fit_on_spark_reads_there_and_fits_on_this_machine(capsys, sim, monkeypatch):
-    from core.engines import spark as engine
+    from core.engines import base
 
     args = ["fit", "--data", sim["log"], *SIM, "--learner", "t", "--folds", 2, "--tuning", "fixed"]
     code, local, err = run(capsys, *args, "--predictions-out", sim["folder"] / "fit_local.csv")
     assert code == 0, err
     code, spark, err = run(capsys, *args, "--predictions-out", sim["folder"] / "fit_spark.csv", *SPARK)
     assert code == 0, err
-    assert "fitting on this machine on 3,000 of the log's 3,000 rows" in err
+    assert "fitting on this machine" not in err and "sample" not in err  # every row, as locally
     assert spark["n_rows"] == local["n_rows"] == 3000
     pd.testing.assert_frame_equal(pd.read_csv(sim["folder"] / "fit_local.csv"), pd.read_csv(sim["folder"] / "fit_spark.csv"))
-    monkeypatch.setattr(engine, "FIT_ROWS", 1200)
+    monkeypatch.setattr(base, "FIT_ROWS", 1200)
     code, sampled, err = run(capsys, *args, *SPARK)
     assert code == 0, err
-    assert "of the log's 3,000 rows (a fixed sample drawn on Spark)" in err
+    assert "of the log's 3,000 rows (a fixed sample drawn where the log is)" in err
     assert abs(sampled["n_rows"] - 1200) < 4 * np.sqrt(3000 * 0.4 * 0.6)
 
 
-@pytest.mark.parametrize("command", ["describe", "design", "monitor"])
-def test_commands_without_a_spark_engine_say_so(capsys, command):
-    code, _, err = run(capsys, command, "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail",
-                       "--value", "spend", "--time", "recency", *SPARK)
-    assert code == 2 and err.startswith(f"error: {command} has no Spark engine yet; run it with --engine local"), err
+@pytest.mark.parametrize("command,extra", [("describe", []), ("design", ["--mde", "0.5"])])
+def test_commands_that_summarise_on_this_machine_print_the_local_json_on_spark(capsys, command, extra):
+    out = same_json(capsys, command, "--data", HILLSTROM, "--action", "segment", "--control", "No E-Mail",
+                    "--value", "spend", *extra)
+    assert out["n_rows" if command == "describe" else "n_control"] > 0

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core.engines.keys import bootstrap_sums, poisson_counts, row_keys, uniforms
+from core.resample import bootstrap_sums, poisson_counts, row_keys, uniforms
 from core.ope import compare
 from core.schema import ColumnMap, ExperimentLog
 from core.simulate import simulate
