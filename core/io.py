@@ -6,6 +6,7 @@ loads and a file that is neither CSV nor Parquet gets a clear message instead of
 
 from __future__ import annotations
 
+import glob
 import gzip
 import io
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .errors import UserError
 
@@ -32,8 +34,6 @@ def _human_size(n_bytes: int) -> str:
 
 def _parser_problem(exc: Exception, sep: str) -> str:
     """pandas' parser message in the user's words."""
-    import re
-
     text = str(exc).strip()
     fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
     if fields:
@@ -61,8 +61,6 @@ def parquet_dataset(source) -> list[Path] | None:
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("_", ".")))
         where = f"folder '{text}'"
     elif any(ch in text for ch in "*?[") and not path.exists():
-        import glob
-
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
         where = f"pattern '{text}'"
     else:
@@ -71,8 +69,6 @@ def parquet_dataset(source) -> list[Path] | None:
         if path.is_dir():
             raise UserError(f"'{text}' is a folder; expected a CSV, CSV.GZ or Parquet file, or a folder of Parquet files")
         raise UserError(f"{where} matches no file; expected Parquet files")
-    import pyarrow.parquet as pq
-
     schemas = []
     for file in files:
         with file.open("rb") as handle:
@@ -471,8 +467,6 @@ def file_columns(source) -> list[str]:
         return [str(c) for c in source.columns]
     files = parquet_dataset(source)
     if files:
-        import pyarrow.parquet as pq
-
         return list(pq.read_schema(files[0]).names)
     path = Path(source)
     if check_file(path) == 0:

@@ -14,9 +14,23 @@ import pandas as pd
 import plotly.io as pio
 
 from . import charts
+from .decision.allocate import Frontier, allocate_fast
+from .decision.policy import budget_text, candidates_for_plan
+from .decision.summary import plan_summary
+from .diagnostics import run_diagnostics
+from .diagnostics.overlap import estimate_propensities
 from .errors import UserError
+from .evaluation import evaluate
+from .evaluation.horizon import allocation_long_value
+from .evaluation.leaderboard import leaderboard, stored_time_splits
 from .format import format_table
+from .monitoring.campaign import model_key, monitor_series
+from .monitoring.daily import Pacing, Thresholds
+from .ope import compare
+from .ope.estimators import reward_models
 from .schema import ColumnMap, ExperimentLog
+from .uplift.names import model_title
+from .uplift.persist import load_model
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;line-height:1.45}
@@ -63,9 +77,6 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     workspace : core.workspace.Workspace, optional
         Needed to load recorded models.
     """
-    from .diagnostics import run_diagnostics
-    from .diagnostics.overlap import estimate_propensities
-
     if "mapping" not in config:
         raise UserError("the scenario has no column mapping; open it on the Data page and save it first")
     log = ExperimentLog.from_frame(frame, ColumnMap.from_dict(config["mapping"]))
@@ -91,11 +102,6 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
     models = {k: v for k, v in config.get("models", {}).items() if v.get("fingerprint") == log.fingerprint}
     loaded, evaluations = {}, {}
     if models and workspace is not None:
-        from .evaluation import evaluate
-        from .evaluation.leaderboard import leaderboard, stored_time_splits
-        from .uplift.names import model_title
-        from .uplift.persist import load_model
-
         sections.append("models")
         for key, record in models.items():
             loaded[key] = load_model(record["model_id"], workspace)
@@ -123,10 +129,6 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
 
     allocation = config.get("allocation")
     if allocation and allocation.get("model") in loaded:
-        from .decision.allocate import Frontier, allocate_fast
-        from .decision.policy import budget_text, candidates_for_plan
-        from .decision.summary import plan_summary
-
         sections.append("allocation")
         candidates = candidates_for_plan(loaded[allocation["model"]].oof_, allocation)
         frontier = Frontier(candidates)
@@ -142,8 +144,6 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
                         frontier.curve(), {"cost": plan.total_cost, "value": plan.total_value, "lambda": plan.lam},
                         cost_title="offers sent" if allocation.get("cost_basis") == "count" else "expected incremental cost (spend)")))
         if log.value_long is not None:
-            from .evaluation.horizon import allocation_long_value
-
             horizons = {arm: ev.horizon for arm, ev in evaluations[allocation["model"]].arms.items()}
             body.append(f"<p>In the long-horizon unit <code>{html.escape(log.columns.value_long)}</code>: expected incremental "
                         f"value <b>{allocation_long_value(plan, candidates, horizons):,.0f}</b> (each chosen customer's "
@@ -157,9 +157,6 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
                         "saw) and are flagged in the allocation file.</p>")
         policies_cfg = config.get("policies")
         if policies_cfg:
-            from .ope import compare
-            from .ope.estimators import reward_models
-
             sections.append("policies")
             propensity = log.propensity if log.propensity is not None else overlap_result.propensity
             q_value, q_cost = reward_models(log)
@@ -182,9 +179,6 @@ def build_report(frame: pd.DataFrame, config: dict, *, workspace=None, title: st
 
     monitoring = config.get("monitoring") or {}
     if monitoring.get("series") and workspace is not None and workspace.series_info(monitoring["series"]):
-        from .monitoring.campaign import model_key, monitor_series
-        from .monitoring.daily import Pacing, Thresholds
-
         sections.append("monitoring")
         chosen = model_key(config, loaded)
         campaign = monitor_series(workspace, monitoring["series"], frame, loaded[chosen] if chosen else None,

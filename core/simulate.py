@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .errors import UserError, setting
 from .io import write_table
@@ -341,8 +342,6 @@ def simulate_cost_structure(n: int, seed: int = 0, structure: str = "independent
 
     Truth: ``true_tau_value__offer``, ``true_tau_cost__offer``.
     """
-    from scipy import stats
-
     if structure not in COST_STRUCTURES:
         raise UserError(f"cost structure must be one of {', '.join(COST_STRUCTURES)}, got {structure!r}")
     rng = np.random.default_rng([seed, 23, COST_STRUCTURES.index(structure)])

@@ -9,6 +9,8 @@ every later choice as JSON.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -117,6 +119,7 @@ class Workspace:
 
     @contextmanager
     def _connect(self, retries: int = 40) -> Iterator[Any]:
+        # deferred: DuckDB loads only when a workspace is opened
         import duckdb
 
         delay = 0.05
@@ -254,9 +257,6 @@ class Workspace:
         The key never leaves the workspace file, so a matching signature proves that this
         workspace wrote the payload: the only condition under which a model is unpickled.
         """
-        import hashlib
-        import hmac
-
         with self._connect() as con:
             key = con.execute("SELECT value FROM meta WHERE key = 'signing_key'").fetchone()[0]
         return hmac.new(bytes.fromhex(key), payload, hashlib.sha256).hexdigest()
@@ -273,8 +273,6 @@ class Workspace:
 
     def model_payload(self, model_id: str) -> bytes:
         """The stored payload, after checking its signature."""
-        import hmac
-
         with self._connect() as con:
             row = con.execute("SELECT digest, payload FROM models WHERE id = ?", [model_id]).fetchone()
         if row is None:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.state import current, discard_changes, keep_scenario_in_url, save_changes, step_status, unsaved_changes
+
 _ROUTED = "_routed_through_app"
 # Steps a page completes just by being viewed.  Only these trigger a redraw of the sidebar: a
 # rerun would drop messages that a button (fit, build) or a first visit (a bad link) printed.
@@ -18,8 +20,6 @@ def navigate(steps) -> None:
 
     ``steps`` is a list of (page file, title); each sidebar entry shows the step's status.
     """
-    from ui.state import keep_scenario_in_url, step_status
-
     st.session_state[_ROUTED] = True
     status = step_status()
     pages = [st.Page(path, title=title, icon=STATUS_ICONS[status[Path(path).stem.split("_", 1)[1]]], default=i == 0)
@@ -52,6 +52,7 @@ def page_setup() -> None:
     """
     if st.session_state.get(_ROUTED):
         return
+    # deferred: Streamlit internals, needed only on a first visit
     from streamlit.runtime.pages_manager import PagesManager
 
     PagesManager.uses_pages_directory = False
@@ -61,8 +62,6 @@ def page_setup() -> None:
 
 def scenario_box() -> None:
     """The sidebar's note on the open scenario: saved, or unsaved changes with Save / Discard."""
-    from ui.state import current, discard_changes, save_changes, unsaved_changes
-
     cur = current()
     if not cur.scenario_id:
         if cur.dataset_id:

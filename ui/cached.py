@@ -6,18 +6,33 @@ revisit is instant and two sessions never see each other's unsaved state.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import OrderedDict
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.datasets import SAMPLES, load_sample
+from core.decision.allocate import Frontier, allocate_fast
+from core.decision.policy import candidates_for_plan
+from core.design import cold_start
+from core.diagnostics import run_diagnostics
+from core.diagnostics.overlap import estimate_propensities
 from core.engines import configured, open_engine
 from core.errors import UserError
+from core.evaluation import evaluate, inverse_propensity_weights, rankings
+from core.evaluation.curves import aucc_interval, cost_curve, curve_bands
 from core.io import detect_mapping, read_table
+from core.monitoring.campaign import monitor_series
+from core.monitoring.daily import Pacing, Thresholds
+from core.ope.estimators import reward_models as fit_reward_models
 from core.schema import ColumnMap, ExperimentLog
+from core.uplift.model import UpliftModel
+from core.uplift.persist import load_model, save_model
+from core.uplift.stability import time_split_stability
 from core.workspace import Workspace, default_path
 
 
@@ -116,8 +131,6 @@ def memoised(key: tuple, compute, keep: int = 8):
 
 def estimated_propensities(dataset_id: str, mapping: dict, progress=None):
     """Cross-fitted propensity estimates, computed once per dataset and mapping."""
-    from core.diagnostics.overlap import estimate_propensities
-
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
     return memoised(("propensities", path, dataset_id, mapping_json),
                     lambda: estimate_propensities(_experiment_log(dataset_id, path, mapping_json), progress=progress))
@@ -125,8 +138,6 @@ def estimated_propensities(dataset_id: str, mapping: dict, progress=None):
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _diagnostics(dataset_id: str, workspace_path: str, mapping_json: str, settings_json: str, _estimated=None):
-    from core.diagnostics import run_diagnostics
-
     log = _experiment_log(dataset_id, workspace_path, mapping_json)
     return run_diagnostics(log, json.loads(settings_json), estimated=_estimated)
 
@@ -153,10 +164,6 @@ def fit_model(dataset_id: str, mapping: dict, params: dict, progress=None, scena
     made on this server (nothing was refitted).  The DR-learner gets cross-fitted propensities
     when the log has none.
     """
-    import numpy as np
-
-    from core.uplift.model import UpliftModel
-    from core.uplift.persist import save_model
 
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
 
@@ -181,8 +188,6 @@ def stored_model(model_id: str):
 
 @st.cache_resource(show_spinner="Loading the saved model…", max_entries=12)
 def _stored_model(model_id: str, workspace_path: str):
-    from core.uplift.persist import load_model
-
     return load_model(model_id, Workspace(workspace_path))
 
 
@@ -190,8 +195,6 @@ def _stored_model(model_id: str, workspace_path: str):
 
 @st.cache_resource(show_spinner="Evaluating…", max_entries=24)
 def _evaluation(dataset_id: str, workspace_path: str, mapping_json: str, model_id: str, n_bins: int):
-    from core.evaluation import evaluate
-
     log = _experiment_log(dataset_id, workspace_path, mapping_json)
     return evaluate(log, _stored_model(model_id, workspace_path).oof_, n_bins=n_bins)
 
@@ -203,9 +206,6 @@ def evaluation(dataset_id: str, mapping: dict, model_id: str, n_bins: int = 10):
 
 @st.cache_resource(show_spinner="Bootstrapping the curves…", max_entries=48)
 def _curves(dataset_id: str, workspace_path: str, mapping_json: str, model_id: str, arm: str, n_boot: int):
-
-    from core.evaluation import inverse_propensity_weights, rankings
-    from core.evaluation.curves import aucc_interval, cost_curve, curve_bands
 
     log = _experiment_log(dataset_id, workspace_path, mapping_json)
     oof = _stored_model(model_id, workspace_path).oof_
@@ -232,8 +232,6 @@ def curves(dataset_id: str, mapping: dict, model_id: str, arm: str, n_boot: int 
 
 def time_split(dataset_id: str, mapping: dict, params: dict, progress=None):
     """Early-half vs late-half models: how stably they rank customers (memoised)."""
-    from core.uplift.stability import time_split_stability
-
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
     return memoised(("time_split", path, dataset_id, mapping_json, json.dumps(params, sort_keys=True)),
                     lambda: time_split_stability(_experiment_log(dataset_id, path, mapping_json), params, progress))
@@ -246,9 +244,6 @@ PLAN_KEYS = ("cost_basis", "offer_costs", "cpi_max")
 
 @st.cache_resource(show_spinner="Building the budget frontier…", max_entries=16)
 def _frontier(model_id: str, workspace_path: str, setting_json: str):
-    from core.decision.allocate import Frontier
-    from core.decision.policy import candidates_for_plan
-
     candidates = candidates_for_plan(_stored_model(model_id, workspace_path).oof_, json.loads(setting_json))
     return candidates, Frontier(candidates)
 
@@ -262,17 +257,13 @@ def frontier(model_id: str, setting: dict):
 
 def saved_plan(model_id: str, allocation: dict, control: str):
     """The plan of a saved allocation setting (step 5): ``(candidates, plan)``."""
-    from core.decision.allocate import allocate_fast
-
     candidates, built = frontier(model_id, allocation)
     return candidates, allocate_fast(candidates, allocation["budget"], control, built)
 
 
 @st.cache_resource(show_spinner="Measuring each segment's effects…", max_entries=8)
 def _segment_effects(dataset_id: str, workspace_path: str, mapping_json: str):
-    from core.design.cold_start import segment_effects
-
-    return segment_effects(_experiment_log(dataset_id, workspace_path, mapping_json))
+    return cold_start.segment_effects(_experiment_log(dataset_id, workspace_path, mapping_json))
 
 
 def segment_effects(dataset_id: str, mapping: dict):
@@ -284,8 +275,6 @@ def segment_effects(dataset_id: str, mapping: dict):
 
 def reward_models(dataset_id: str, mapping: dict, progress=None):
     """Cross-fitted q̂ for value and cost (see :func:`core.ope.estimators.reward_models`), computed once."""
-    from core.ope.estimators import reward_models as fit_reward_models
-
     path, mapping_json = str(default_path()), json.dumps(mapping, sort_keys=True)
     return memoised(("reward", path, dataset_id, mapping_json),
                     lambda: fit_reward_models(_experiment_log(dataset_id, path, mapping_json), progress=progress))
@@ -296,10 +285,6 @@ def reward_models(dataset_id: str, mapping: dict, progress=None):
 def campaign(series: str, dataset_id: str, model_id: str | None, plan_csv: bytes | None, settings: dict):
     """A stored campaign (read with its stored mapping) monitored against the scenario's training
     log ``dataset_id`` (memoised per stored days, model, deployment file and settings)."""
-    import hashlib
-
-    from core.monitoring.campaign import monitor_series
-    from core.monitoring.daily import Pacing, Thresholds
 
     path = str(default_path())
     workspace = Workspace(path)

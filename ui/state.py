@@ -9,11 +9,13 @@ changes*): nobody else ever sees an edit that was not saved.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import streamlit as st
 
 from core.errors import UserError
+from ui import cached
 
 QUERY_KEY = "scenario"
 SAVED_SNAPSHOT = "_saved_snapshot"
@@ -98,8 +100,6 @@ def save_scenario(workspace, name: str) -> str:
 
 
 def _snapshot() -> str:
-    import json
-
     cur = current()
     config = {**cur.config, "mapping": cur.mapping, "source": cur.source, "dataset_name": cur.dataset_name}
     return json.dumps(config, sort_keys=True, default=str)
@@ -122,8 +122,6 @@ def unsaved_changes() -> bool:
 
 def save_changes() -> None:
     """Write the open scenario's current choices to the workspace (the sidebar's *Save*)."""
-    from ui import cached
-
     cur = current()
     if cur.scenario_id:
         save_scenario(cached.workspace(), cur.scenario_name or "scenario")
@@ -132,8 +130,6 @@ def save_changes() -> None:
 def discard_changes() -> None:
     """Go back to the open scenario's saved version: forget this session's edits and the widget
     values that held them."""
-    from ui import cached
-
     cur = current()
     if not cur.scenario_id:
         return

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.datasets import SAMPLES
+from core.design.power import is_rate
 from core.errors import UserError
+from core.format import column_printf, format_p, is_p_column
+from core.io import arm_column_problem, pick_control
+from core.schema import NUMERIC_ROLES, ColumnMap, incomplete_rows
+from ui import cached, state
 
 NONE = "—"
 
@@ -14,8 +20,6 @@ def table(frame: pd.DataFrame, column_config: dict | None = None, **kwargs) -> N
     """``st.dataframe`` with numbers for people: thousands separators and about three
     significant digits per float column (the data stay numbers, so columns still sort), and
     p-values written out (``2.3e-142``, ``0.023``).  ``column_config`` entries win."""
-    from core.format import column_printf, format_p, is_p_column
-
     shown = frame.copy()
     config: dict = {}
     for column in shown.columns:
@@ -73,9 +77,6 @@ def mapping_editor(frame: pd.DataFrame, mapping: dict, detected: dict, key: str)
     columns = [str(c) for c in frame.columns]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
     out: dict = {}
-
-    from core.design.power import is_rate
-    from core.io import arm_column_problem, pick_control
 
     why = detected.get("why", {})
     c1, c2, c3 = st.columns(3)
@@ -179,8 +180,6 @@ def incomplete_rows_editor(frame: pd.DataFrame, chosen: dict, mapping: dict, key
     Returns ``{"text_as_missing": bool, "drop_incomplete": bool}``; shows nothing when the
     columns are complete and neither option is set.
     """
-    from core.schema import NUMERIC_ROLES, ColumnMap, incomplete_rows
-
     problems = []
     for role in ("action", *NUMERIC_ROLES):
         col = chosen.get(role)
@@ -216,9 +215,6 @@ def incomplete_rows_editor(frame: pd.DataFrame, chosen: dict, mapping: dict, key
 
 def open_default_sample() -> None:
     """Put the first shipped sample, with its mapping, into this session."""
-    from core.datasets import SAMPLES
-    from ui import cached, state
-
     key = next(iter(SAMPLES))
     dataset_id = cached.sample_dataset_id(key, str(cached.workspace().path))
     state.set_dataset(dataset_id, SAMPLES[key].title, f"sample:{key}", SAMPLES[key].mapping)
@@ -226,8 +222,6 @@ def open_default_sample() -> None:
 
 def require_log():
     """The session's validated log, or a pointer back to the Data step (and stop)."""
-    from ui import cached, state
-
     ws = cached.workspace()
     problem = state.restore_from_url(ws)
     if problem:
@@ -295,8 +289,6 @@ def slider_with_input(label: str, high: float, key: str, default: float, step: f
 
 def require_models(log, message: str) -> dict:
     """The models fitted on ``log`` in this session, or ``message`` with a link to step 3 (and stop)."""
-    from ui import state
-
     models = state.fitted_models(log.fingerprint)
     if not models:
         st.info(message)

@@ -273,6 +273,7 @@ def allocate_fast(candidates: Candidates, budget: float, control: str, frontier:
 def allocate_exact(candidates: Candidates, budget: float, control: str, caps=None, solver: str = "cbc",
                    time_limit: float | None = None) -> Allocation:
     """Solve the MILP with PuLP to a relative gap of 1e-9."""
+    # deferred: PuLP is slow to import
     import pulp
 
     start = time.perf_counter()
@@ -339,6 +340,7 @@ def _undominated(candidates: Candidates) -> np.ndarray:
 
 def _lp_bound_with_caps(candidates: Candidates, budget: float, caps: dict) -> float:
     """The LP relaxation's value with caps (without caps the frontier gives it directly)."""
+    # deferred: PuLP is slow to import
     import pulp
 
     rows, cols = np.nonzero(candidates.mask)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..diagnostics.readout import readout
 from ..errors import UserError
+from ..schema import ExperimentLog
 
 ALL = "(all customers)"
 
@@ -22,9 +24,6 @@ ALL = "(all customers)"
 def segment_effects(log) -> pd.DataFrame:
     """Readout effects per segment (rows) and ``tau_value__<offer>`` / ``tau_cost__<offer>``
     (columns), plus an :data:`ALL` row; segments too thin for a readout are left out."""
-    from ..diagnostics.readout import readout
-    from ..schema import ExperimentLog
-
     def effects(sub) -> dict:
         ro = readout(sub).effects
         out = {f"tau_{r['outcome']}__{r['arm']}": float(r["effect"]) for _, r in ro.iterrows()}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import optimize, stats
 
+from ..diagnostics.readout import effect_ratio
 from ..errors import UserError, setting
 
 CORRECTIONS = ("none", "bonferroni")
@@ -214,8 +215,6 @@ def planned_cpi(log, arm: str, n_arm: int, n_control: int, alpha: float = 0.05) 
     (:func:`core.diagnostics.readout.effect_ratio`, each arm's variances scaled from its size in
     the log to the planned size).  At the log's own sizes this is the readout's SE.
     """
-    from ..diagnostics.readout import effect_ratio
-
     p = log.propensity
     treated, control = log.action == arm, log.action == log.control
     weighted = p is not None and any(np.ptp(p[rows]) > 1e-12 for rows in (treated, control))

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..format import format_p
+from .balance import balance
+from .overlap import overlap
+from .readout import readout
+from .srm import propensity_consistency, srm
 
 GREEN, AMBER, RED = "green", "amber", "red"
 
@@ -84,11 +88,6 @@ def run_diagnostics(log, settings: dict, estimated=None) -> dict:
     (logged, or ``estimated`` n × arms), balance (raw and weighted), the readout (weighted only
     by logged propensities: without them the log is read as randomised) and the three lights.
     """
-    from .balance import balance
-    from .overlap import overlap
-    from .readout import readout
-    from .srm import propensity_consistency, srm
-
     settings = {**DEFAULT_SETTINGS, **settings}
     srm_result = srm(log.frame, log.columns.action, control=log.control, weights=settings.get("weights"),
                      alpha=settings["alpha"], by=settings.get("by"), time=log.columns.time)

@@ -45,6 +45,7 @@ def estimate_propensities(
     Each row's probabilities come from a multinomial LightGBM fitted on the other folds, so a
     row never scores itself.  Estimates are floored at 1e-6.
     """
+    # deferred: lightgbm and scikit-learn are slow to import
     from lightgbm import LGBMClassifier
     from sklearn.model_selection import StratifiedKFold
 

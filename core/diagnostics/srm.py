@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.stats import chi2_contingency
 
 from ..errors import UserError, setting
 from ..io import file_columns, group_counts
@@ -340,8 +341,6 @@ def dropped_rows_check(kept: Mapping[str, int], dropped: Mapping[str, int]) -> d
 
     Returns ``{"chi2", "dof", "p_value", "rate": {arm: dropped share of that arm's rows}}``.
     """
-    from scipy.stats import chi2_contingency
-
     arms = [a for a in dict.fromkeys([*kept, *dropped]) if a != "(missing)"]
     table = np.array([[kept.get(a, 0) for a in arms], [dropped.get(a, 0) for a in arms]], dtype=float)
     rate = {a: float(dropped.get(a, 0) / (kept.get(a, 0) + dropped.get(a, 0))) if kept.get(a, 0) + dropped.get(a, 0) else 0.0

@@ -23,11 +23,14 @@ Poisson counts come from a counter-based generator keyed by row and resample
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import UserError, setting
+from ..features import lgbm_frame, numeric_matrix
+from ..lgbm import LGBMFactory
 from ..resample import bootstrap_sums as keyed_sums
 
 ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr", "switch-dr")
@@ -224,10 +227,8 @@ def reward_model(log, y: np.ndarray, folds: int = 2, seed: int = 0, progress=Non
     """Cross-fitted q̂(x, a) for every row and arm: one LightGBM per arm per fold; each row is
     predicted only by models that did not see it.  Returns an (n × arms) matrix in
     ``log.labels`` order."""
+    # deferred: scikit-learn is slow to import
     from sklearn.model_selection import StratifiedKFold
-
-    from ..features import lgbm_frame, numeric_matrix
-    from ..lgbm import LGBMFactory
 
     labels = list(log.labels)
     t = np.array([labels.index(a) for a in log.action])
@@ -241,8 +242,6 @@ def reward_model(log, y: np.ndarray, folds: int = 2, seed: int = 0, progress=Non
     q = np.zeros((log.n, len(labels)))
     folds = int(max(2, min(folds, smallest)))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    import warnings
-
     for k, (train, test) in enumerate(splitter.split(x, t)):
         for j in range(len(labels)):
             rows = train[t[train] == j]

@@ -151,8 +151,6 @@ def train(data: Binned, params: dict, rows: np.ndarray, label: np.ndarray, *, va
     Returns ``(booster, valid_loss)``; ``valid_loss`` is the sum of the validation loss over the
     validation rows at the best iteration (NaN without validation).
     """
-    import lightgbm as lgb  # deferred: lightgbm is slow to import
-
     params = dict(params)
     n_valid = 0 if valid_rows is None else len(valid_rows)
     if "min_data_in_leaf" in params:  # tuned settings; the fixed reference runs exactly as EconML would

@@ -196,8 +196,10 @@ def test_a_floor_on_every_propensity_and_what_exploration_costs():
     ({"explore": 0.05, "min_propensity": 0.02}, r"--min-propensity 0.02 cannot be met with 3 actions: exploring 0.05"),
 ])
 def test_bad_deployment_inputs(kwargs, message):
-    with pytest.raises(UserError, match=message):
+    """Core names the setting; the CLI spells it as its flag (the message above)."""
+    with pytest.raises(UserError) as caught:
         deploy(_plan(50), "none", **kwargs)
+    assert re.search(message, str(caught.value.spelled(cli_spelling))), str(caught.value)
 
 
 def test_an_allocation_without_ids_is_refused():

@@ -1,8 +1,10 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import UserError
+from core.errors import UserError, cli_spelling
 from core.schema import ColumnMap, ExperimentLog, frame_fingerprint, parse_action_cost
 
 
@@ -130,8 +132,10 @@ def test_column_map_round_trip():
     (",", r"--action-cost is empty"),
 ])
 def test_parse_action_cost_errors(text, message):
-    with pytest.raises(UserError, match=message):
+    """Core names the setting; the CLI spells it as its flag (the message above)."""
+    with pytest.raises(UserError) as caught:
         parse_action_cost(text)
+    assert re.search(message, str(caught.value.spelled(cli_spelling))), str(caught.value)
 
 
 def test_parse_action_cost_ok():
