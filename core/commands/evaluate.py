@@ -10,7 +10,7 @@ from ..evaluation.arms import evaluate_of
 from ..evaluation.leaderboard import leaderboard
 from ..joins import scores_messages
 from ..uplift.names import model_title
-from ..uplift.persist import read_model_file
+from ..uplift.persist import model_file_id, read_model_file
 from ..workspace import Workspace
 from .common import add_engine_options, add_json_out, add_log_options, engine_of, read_log, warn
 
@@ -101,9 +101,7 @@ def run_models(args) -> dict:
 def _fitted_on(path, workspace, log) -> bool:
     """Whether the model in file ``path`` was fitted on ``log``: its workspace record names the same
     data fingerprint and mapping (together, the log's fingerprint)."""
-    with open(path, "rb") as handle:  # read_model_file has checked the file: MAGIC, then its header line
-        handle.readline()
-        model_id = json.loads(handle.readline())["id"]
+    model_id = model_file_id(path)
     records = workspace.list_models(log.data_fingerprint)
     record = records[records["id"] == model_id]
     if record.empty:

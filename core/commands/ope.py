@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..diagnostics.overlap import ESTIMATED, estimate_propensities, logged_arm
+from ..diagnostics.overlap import estimated_propensity_columns
 from ..errors import UserError
 from ..joins import POLICY_MESSAGES
 from ..ope.compare import Q_COST, Q_VALUE, PolicySpec, evaluate_policy_of
@@ -54,9 +54,7 @@ def _models(engine, log, args, estimators):
     arrays = {}
     if estimated:
         note("no --propensity given: estimating propensities with cross-fitted LightGBM")
-        matrix = estimate_propensities(local, folds=max(args.folds, 2), seed=args.seed)
-        arrays[ESTIMATED] = logged_arm(matrix, local.action, local.labels)
-        arrays.update({f"__pm__{j}": matrix[:, j] for j in range(matrix.shape[1])})
+        arrays.update(estimated_propensity_columns(local, max(args.folds, 2), args.seed, matrix_columns=True))
     if need_q:
         note("fitting the cross-fitted reward model(s)")
         q_value, q_cost = reward_models(local, folds=args.folds, seed=args.seed)

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from ..engines.base import Sums
-from ..errors import UserError
 from .allocate import Allocation, Frontier, validate_budget
 from .policy import candidates_for_plan
 
@@ -166,8 +165,3 @@ def fast_plan(engine, scores, setting: dict, budget: float, control: str) -> Fas
     schema = {**ROWS, **({"cold_start": "boolean"} if "cold_start" in scores.columns else {})}
     return FastPlan(result, lambda: engine.map(scores, lambda batch: plan_rows(batch, setting, key, filled, lam, control),
                                                schema))
-
-
-def check_no_error(summary) -> None:
-    if summary is None:
-        raise UserError("the scores have no rows")

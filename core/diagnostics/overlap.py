@@ -220,16 +220,21 @@ def overlap_of(engine, log, clip: float, *, estimated: bool, check_logged: bool 
     return engine.reduce(log, partial)
 
 
-def with_estimated_propensities(engine, log, folds: int, seed: int, progress=None, matrix_columns: bool = False):
-    """The log with cross-fitted propensity estimates attached (fitted on this machine): the
-    logged arm's as :data:`ESTIMATED`, and with ``matrix_columns`` every arm's as
-    ``__pm__<j>`` (``log.labels`` order)."""
-    local = engine.collect(log, why="propensities are estimated")
+def estimated_propensity_columns(local, folds: int, seed: int, progress=None, matrix_columns: bool = False) -> dict:
+    """Cross-fitted propensity estimates of an in-memory log, as columns to attach: the logged
+    arm's as :data:`ESTIMATED`, and with ``matrix_columns`` every arm's as ``__pm__<j>``
+    (``log.labels`` order)."""
     matrix = estimate_propensities(local, folds=folds, seed=seed, progress=progress)
     arrays = {ESTIMATED: logged_arm(matrix, local.action, local.labels)}
     if matrix_columns:
         arrays.update({f"__pm__{j}": matrix[:, j] for j in range(matrix.shape[1])})
-    return engine.attach(log, arrays)
+    return arrays
+
+
+def with_estimated_propensities(engine, log, folds: int, seed: int, progress=None, matrix_columns: bool = False):
+    """The log with :func:`estimated_propensity_columns` attached (fitted on this machine)."""
+    local = engine.collect(log, why="propensities are estimated")
+    return engine.attach(log, estimated_propensity_columns(local, folds, seed, progress, matrix_columns))
 
 
 @dataclass(frozen=True)

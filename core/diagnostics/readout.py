@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engines.base import Sums
+from ..engines.base import Extremes, Sums
 from ..engines.local import LocalEngine
 from ..errors import UserError, setting
 
@@ -200,18 +200,18 @@ def readout_sums(batch, labels, cuped: str | None, weighted: bool | None, means:
     arm's smallest and largest propensity (are the means weighted?) and the covariate's checks;
     ``means=None``: per arm n, Σw and Σw·y of every variable; else the centred cross-moments."""
     action = batch.action
-    out = Sums()
+    out = Extremes() if weighted is None else Sums()
     if weighted is None:
         p = batch.propensity
         for label in labels:
             rows = action == label
             out[("rows", label)] = int(rows.sum())
             if p is not None and rows.any():
-                out[("p_low", label)], out[("p_high", label)] = -float(p[rows].min()), float(p[rows].max())
+                out[("low", "p", label)], out[("high", "p", label)] = -float(p[rows].min()), float(p[rows].max())
         if cuped:
             x = _variables(batch, cuped)[CUPED_MOMENT]
             out["x_missing"] = int(np.isnan(x).sum())
-            out["x_low"], out["x_high"] = -float(np.nanmin(x, initial=np.inf)), float(np.nanmax(x, initial=-np.inf))
+            out[("low", "x")], out[("high", "x")] = -float(np.nanmin(x, initial=np.inf)), float(np.nanmax(x, initial=-np.inf))
             out["x_sum"], out["x_n"] = float(x.sum()), len(x)
         return out
     w = 1.0 / batch.propensity if weighted else np.ones(batch.n)
@@ -234,23 +234,6 @@ def readout_sums(batch, labels, cuped: str | None, weighted: bool | None, means:
     return out
 
 
-class _MaxSums(Sums):
-    """Sums whose ``p_low``/``p_high``/``x_low``/``x_high`` entries combine by max."""
-
-    def __add__(self, other):
-        keys = dict.fromkeys([*self, *other])
-        out = _MaxSums()
-        for k in keys:
-            a, b = self.get(k), other.get(k)
-            if a is None or b is None:
-                out[k] = a if b is None else b
-            elif isinstance(k, tuple) and k[0] in ("p_low", "p_high") or k in ("x_low", "x_high"):
-                out[k] = max(a, b)
-            else:
-                out[k] = a + b
-        return out
-
-
 def readout_of(engine, log, alpha: float = 0.05, cuped: str | None = None) -> "Readout":
     """The readout of a log wherever its rows are (one home for the formulas: :func:`readout`
     runs this on the whole log as its only batch)."""
@@ -260,12 +243,12 @@ def readout_of(engine, log, alpha: float = 0.05, cuped: str | None = None) -> "R
         if cuped not in log_columns(log):
             raise UserError(f"CUPED covariate '{cuped}' is not in the log")
     labels = list(log.labels)
-    first = engine.reduce(log, lambda batch: _MaxSums(readout_sums(batch, labels, cuped, None)))
-    weighted = any(first.get(("p_high", l), 0.0) + first.get(("p_low", l), 0.0) > 1e-12 for l in labels)
+    first = engine.reduce(log, lambda batch: readout_sums(batch, labels, cuped, None))
+    weighted = any(first.get(("high", "p", l), 0.0) + first.get(("low", "p", l), 0.0) > 1e-12 for l in labels)
     if cuped:
         if first["x_missing"]:
             raise UserError(f"CUPED covariate '{cuped}' has {first['x_missing']} missing or non-numeric values")
-        if first["x_high"] + first["x_low"] == 0:
+        if first[("high", "x")] + first[("low", "x")] == 0:
             raise UserError(f"CUPED covariate '{cuped}' is constant; choose a pre-period column that varies")
         if cuped in log.columns.role_columns().values():
             raise UserError(f"CUPED covariate '{cuped}' is mapped to a role; choose a pre-period feature")

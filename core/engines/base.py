@@ -48,6 +48,17 @@ class Sums(dict):
         return Sums({k: self[k] + other[k] for k in self})
 
 
+class Extremes(Sums):
+    """Sums whose keys starting with ``"low"`` or ``"high"`` (tuples) keep the largest value
+    instead: store a maximum as it is and a minimum negated."""
+
+    def __add__(self, other: "Extremes") -> "Extremes":
+        keys = dict.fromkeys([*self, *other])
+        return Extremes({k: (self[k] if k not in other else other[k] if k not in self
+                             else max(self[k], other[k]) if isinstance(k, tuple) and k[0] in ("low", "high")
+                             else self[k] + other[k]) for k in keys})
+
+
 def combine(parts, combine_fn: Callable[[Any, Any], Any] | None = None):
     """``parts`` added up in order (``None`` entries skipped); ``None`` when there are none."""
     total = None

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engines.base import Sums
+from ..engines.base import Extremes, Sums
 from ..errors import UserError
 from .calibration import Calibration, bin_row, bins_from_counts, calibration_from_rows
 from .horizon import horizon_ratios
@@ -30,15 +30,6 @@ from .results import MIN_EVENTS, TOP_FRACTIONS, ArmEvaluation, Evaluation
 from .curves import (ScoreGroups, _area, _normalised, cost_curve_from_groups, cost_ranking, finite_ranking,
                      perfect_uplift_score, qini_from_groups, uplift_at_top_from_groups, uplift_from_groups)
 
-
-
-class _Extremes(Sums):
-    """Sums whose ``low``/``high`` entries (tuples starting with them) combine by max (store −min
-    as ``low``)."""
-
-    def __add__(self, other):
-        return _Extremes({k: (max(self[k], other[k]) if isinstance(k, tuple) and k[0] in ("low", "high") else self[k] + other[k])
-                          for k in self})
 
 
 def _arm_rows(batch, arm: str):
@@ -51,9 +42,9 @@ def _column(batch, name: str) -> np.ndarray:
     return pd.to_numeric(batch.frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def counts_pass(batch, arms, has_cost_column: dict, value_columns: dict) -> _Extremes:
+def counts_pass(batch, arms, has_cost_column: dict, value_columns: dict) -> Extremes:
     """Pass A over a batch (see module docstring)."""
-    out = _Extremes()
+    out = Extremes()
     p = batch.propensity
     out[("low", "p")], out[("high", "p")] = ((-float(p.min()), float(p.max())) if p is not None and len(p)
                                              else (-np.inf, -np.inf))

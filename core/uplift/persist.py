@@ -85,8 +85,8 @@ def write_model_file(model_id: str, workspace, path: str | Path) -> Path:
     return path
 
 
-def read_model_file(path: str | Path, workspace):
-    """Load a model file, refusing anything this workspace did not write."""
+def _model_file(path: str | Path) -> tuple[str, str, bytes]:
+    """A model file's id, signature and payload, refusing what is not a model file."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"model file '{path}' is a folder; expected a file written by fit {setting('model_out')}")
@@ -98,9 +98,19 @@ def read_model_file(path: str | Path, workspace):
     header_line, _, payload = raw[len(MAGIC):].partition(b"\n")
     try:
         header = json.loads(header_line)
-        model_id, signature = str(header["id"]), str(header["signature"])
+        return str(header["id"]), str(header["signature"]), payload
     except (ValueError, KeyError, TypeError):
         raise UserError(f"model file '{path}' has a damaged header; refusing to load it") from None
+
+
+def model_file_id(path: str | Path) -> str:
+    """The workspace id of the model in a model file (``fit --model-out``)."""
+    return _model_file(path)[0]
+
+
+def read_model_file(path: str | Path, workspace):
+    """Load a model file, refusing anything this workspace did not write."""
+    model_id, signature, payload = _model_file(path)
     if not hmac.compare_digest(signature, workspace.sign(payload)) or not workspace.has_model(model_id, signature):
         raise UserError(f"model file '{path}' was not written by the workspace '{workspace.path}' (or was altered); "
                         "refusing to load it. Fit it again here, or point UPLIFT_STUDIO_WORKSPACE at the workspace that wrote it")
