@@ -17,6 +17,8 @@ def lgbm_frame(frame: pd.DataFrame, features: list[str], categories: dict[str, l
     categories : dict, optional
         Levels per categorical column from training; unseen levels become missing, which
         LightGBM routes like a missing value (so scoring new customers never fails on them).
+        A column training read as a number is read as one here too, even when it arrives as
+        text.
 
     Returns
     -------
@@ -31,6 +33,9 @@ def lgbm_frame(frame: pd.DataFrame, features: list[str], categories: dict[str, l
             out[col] = values.astype(float)
         elif pd.api.types.is_numeric_dtype(values):
             out[col] = values.astype(float)
+        elif categories is not None and col not in categories:
+            # a number in training, text here (a CSV read as text): read it as the number it is
+            out[col] = _as_number(values)
         else:
             text = values.astype("string")
             known = (categories or {}).get(col)
@@ -39,6 +44,13 @@ def lgbm_frame(frame: pd.DataFrame, features: list[str], categories: dict[str, l
             levels[col] = list(known)
             out[col] = pd.Categorical(text.astype(object).where(text.notna(), None), categories=known)
     return pd.DataFrame(out, index=frame.index), levels
+
+
+def _as_number(values: pd.Series) -> pd.Series:
+    """Text that writes numbers (or true/false) as floats; anything else is missing."""
+    text = values.astype("string").str.strip().str.lower()
+    flags = text.map({"true": 1.0, "false": 0.0})
+    return pd.to_numeric(text, errors="coerce").astype(float).where(flags.isna(), flags.astype(float))
 
 
 def numeric_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, list[int]]:

@@ -40,7 +40,8 @@ def run(args) -> dict:
             predictions = score_with_cold_start(model, frame, effects, segment)
         else:
             predictions = model.predict(frame)
-        predictions.insert(0, "id", batch[id_column].to_numpy() if has_id else batch.index.to_numpy())
+        ids = batch[id_column] if has_id else pd.Series(batch.index)
+        predictions.insert(0, "id", ids.astype(str).to_numpy())
         predictions.index = batch.index
         return predictions
 

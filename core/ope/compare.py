@@ -407,7 +407,8 @@ def evaluate_policy_of(engine, log, spec: PolicySpec, *, q: bool, estimators=EST
     labels = list(log.labels)
     n = engine.n_rows(log) if n is None else n
     exact = exact_bootstrap(n, n_boot, exact_limit)
-    part = engine.reduce(log, lambda batch: policy_part(batch, spec, labels, log.control, q, clip, tau, batch_keys, n_boot,
+    control = log.control  # the partial travels to the engine's workers: it must not hold the log
+    part = engine.reduce(log, lambda batch: policy_part(batch, spec, labels, control, q, clip, tau, batch_keys, n_boot,
                                                          seed, exact))
     name = spec.name
     part.check.refuse(name, labels)

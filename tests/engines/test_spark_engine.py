@@ -100,8 +100,19 @@ def test_overlap_and_balance_on_spark_equal_the_local_ones(capsys, sim):
 def test_readout_on_spark_equals_the_local_one(capsys, sim):
     out = same_json(capsys, "readout", "--data", sim["log"], *SIM)
     assert out["coupon_20"]["cpi"]["cpi"] == pytest.approx(out["coupon_20"]["cost"]["effect"] / out["coupon_20"]["value"]["effect"])
-    code, _, err = run(capsys, "readout", "--data", sim["log"], *SIM, "--cuped", "pre_revenue", *SPARK)
-    assert code == 2 and "--cuped is not supported by the Spark engine yet" in err
+    cuped = same_json(capsys, "readout", "--data", sim["log"], *SIM, "--cuped", "pre_revenue", "--alpha", "0.1")
+    assert cuped["coupon_20"]["value"]["cuped"]["se"] < cuped["coupon_20"]["value"]["se"]  # the covariate helps
+
+
+def test_monitor_on_spark_equals_the_local_one(capsys, sim):
+    plan, scores = sim["folder"] / "plan.csv", sim["folder"] / "scores_by_id.csv"
+    ids = sim["frame"]["customer_id"]
+    pd.DataFrame({"id": ids, "action": sim["frame"]["offer"], "bucket": "plan"}).to_csv(plan, index=False)
+    pd.read_csv(sim["scores"]).assign(id=ids).to_csv(scores, index=False)
+    out = same_json(capsys, "monitor", "--data", sim["log"], *SIM, "--segment", "lifecycle", "--time", "send_date",
+                    "--id", "customer_id", "--scores", scores, "--plan", plan, "--reference", sim["log"] / "part-0.parquet",
+                    "--budget", "5000", "--campaign-days", "14")
+    assert len(out["days"]) == sim["frame"]["send_date"].nunique() and out["days"][0]["psi"] and out["days"][0]["pacing"]
 
 
 def test_ope_with_bootstrap_intervals_on_spark_equals_the_local_engine(capsys, sim):

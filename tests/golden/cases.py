@@ -90,7 +90,7 @@ SAMPLE = [
     Case("overlap_logged", "sample", ("overlap", *SIM, "--clip", "0.1")),
     Case("readout", "sample", ("readout", *SIM), engines=BOTH),
     Case("readout_alpha", "sample", ("readout", *SIM, "--alpha", "0.1")),
-    Case("readout_cuped", "sample", ("readout", *SIM, "--cuped", "pre_revenue")),
+    Case("readout_cuped", "sample", ("readout", *SIM, "--cuped", "pre_revenue"), engines=BOTH),
     Case("design_log_cuped", "sample", ("design", *SIM, "--mde", "2", "--cuped", "pre_revenue")),
     Case("design_log_n", "sample", ("design", *SIM, "--n", "4000", "--correction", "bonferroni", "--power", "0.9")),
     _fit("fit_t", "sample", SIM, ("--learner", "t", "--tuning", "fixed", "--folds", "2"),
@@ -119,10 +119,10 @@ SAMPLE = [
                                      "--holdout", "0.1", "--explore", "0.2", "--min-propensity", "0.02", "--salt", "s2",
                                      "--scores", "{tmp}/oof_t.csv", "--out", "{tmp}/deploy_scores.csv"),
          files=("deploy_scores.csv",)),
-    Case("monitor", "sample", ("monitor", *SIM)),
+    Case("monitor", "sample", ("monitor", *SIM), engines=BOTH),
     Case("monitor_plan_scores", "sample", ("monitor", *SIM, "--reference", "{data}", "--plan", "{tmp}/deploy.csv",
                                            "--scores", "{tmp}/oof_t.csv", "--fairness", "region", "--budget", "40000",
-                                           "--campaign-days", "14", "--psi-bins", "5")),
+                                           "--campaign-days", "14", "--psi-bins", "5"), engines=BOTH),
     Case("report_diagnostics", "sample", ("report", "--config", "{tmp}/report_diagnostics.json", "--out",
                                           "{tmp}/report_diagnostics.html"),
          files=("report_diagnostics.html",),
@@ -141,7 +141,7 @@ HILLSTROM = [
     Case("overlap_estimated", "hillstrom", ("overlap", *HILL_HEAD, "--folds", "2", "--seed", "1")),
     Case("readout", "hillstrom", ("readout", *HILL)),
     Case("readout_cost", "hillstrom", ("readout", *HILL_COST), engines=BOTH),
-    Case("readout_cuped", "hillstrom", ("readout", *HILL_COST, "--cuped", "history")),
+    Case("readout_cuped", "hillstrom", ("readout", *HILL_COST, "--cuped", "history"), engines=BOTH),
     Case("design_log_cuped", "hillstrom", ("design", *HILL, "--mde", "0.5", "--cuped", "history")),
     Case("design_typed_means", "hillstrom", ("design", "--baseline-mean", "1.05", "--baseline-sd", "15.9", "--mde", "0.3",
                                              "--arms", "2", "--correction", "bonferroni", "--ratio", "2")),
@@ -218,7 +218,7 @@ FOLDER = [
     Case("overlap", "folder", ("overlap", *SIM, "--clip", "0.05"), engines=BOTH),
     Case("overlap_check_logged", "folder", ("overlap", *SMALL, "--check-logged", "--folds", "2")),
     Case("readout", "folder", ("readout", *SIM)),
-    Case("readout_cuped", "folder", ("readout", *SIM, "--cuped", "pre_revenue")),
+    Case("readout_cuped", "folder", ("readout", *SIM, "--cuped", "pre_revenue"), engines=BOTH),
     Case("design_log", "folder", ("design", *SIM, "--mde", "1.5", "--ratio", "0.5", "--alpha", "0.1")),
     _fit("fit_auto", "folder", SIM, ("--folds", "2"), model="model_auto.bin", predictions="oof_auto.csv"),
     _fit("fit_drm", "folder", SMALL, ("--learner", "drm", "--ranking-scorer", "linear", "--folds", "2"),
@@ -249,7 +249,8 @@ FOLDER = [
                               "--salt", "f", "--out", "{tmp}/deploy.csv"), files=("deploy.csv",)),
     Case("monitor_store_full", "folder", ("monitor", *SIM, "--store", "golden", "--reference", "{tmp}/simulate.parquet",
                                           "--plan", "{tmp}/deploy.csv", "--scores", "{tmp}/oof_auto.csv",
-                                          "--fairness", "channel", "--budget", "20000", "--campaign-days", "10")),
+                                          "--fairness", "channel", "--budget", "20000", "--campaign-days", "10"),
+         engines=BOTH),
     Case("monitor_stored_series", "folder", ("monitor", "--dataset", "golden", "--psi-alert", "0.1",
                                              "--calibration-z", "2")),
     Case("report_full", "folder", ("report", "--config", "{tmp}/report_full.json", "--out", "{tmp}/report_full.html"),
@@ -269,18 +270,11 @@ DATASETS = ("sample", "hillstrom", "folder")
 
 # (case id, engine) pairs whose command has no such engine yet.  The Spark test marks them
 # xfail(strict=True): the day one of them works (and matches the goldens) the mark must go.
-NOT_ON_SPARK_YET = {
-    ("sample/readout_cuped", "spark"), ("hillstrom/readout_cuped", "spark"), ("folder/readout_cuped", "spark"),
-    ("sample/monitor", "spark"), ("sample/monitor_plan_scores", "spark"), ("folder/monitor_store_full", "spark"),
-}
+NOT_ON_SPARK_YET: set = set()  # readout --cuped and monitor run on Spark since the engine seam (issue 23)
 
 # (case id, engine) pairs that run but print or write other numbers than the goldens: bugs these
 # goldens found, xfail(strict=True) with the reason, until fixed (then the pair must go).
-KNOWN_DIFFERENCES = {
-    ("hillstrom/predict", "spark"): "predict --engine spark reads a CSV log's columns all as text (no type inference, "
-                                    "unlike the local reader), so the model scores other feature values: other "
-                                    "predictions than the local engine's (a Parquet log scores the same)",
-}
+KNOWN_DIFFERENCES: dict = {}  # predict --engine spark on a CSV: fixed (a model reads a numeric feature as a number)
 
 # JSON keys dropped before comparing, at any depth: they differ from run to run or from machine
 # to machine without any number changing.

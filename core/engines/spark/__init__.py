@@ -25,6 +25,7 @@ from ...io import is_parquet, read_table
 from ...schema import ExperimentLog
 from ...validation import check_rows, duplicated_from_counts, log_problems, prepare_rows
 from ..base import Engine, fit_rows, refuse_above
+from ..local import LocalEngine
 from .ops import crossing, join_by_position, join_on_key, keyed_sample, map_batches, reduce_batches
 from .read import ROW, read, to_pandas, write_csv
 from .session import DEFAULT_MASTER, session
@@ -190,6 +191,8 @@ class SparkEngine(Engine):
         return to_pandas(table).reset_index(drop=True)
 
     def write_csv(self, table, path: str, setting: str, count: str | None = None) -> int:
+        if isinstance(table, pd.DataFrame):  # a table made on this machine (a model's predictions)
+            return LocalEngine().write_csv(table, path, setting, count)
         return write_csv(table, path, setting, count)
 
     def n_rows(self, data) -> int:
