@@ -14,6 +14,16 @@ SHARED = ROOT.parent / "shared" / "data"
 HILLSTROM = DATA / "hillstrom.csv.gz"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Two workers share the suite (pytest.ini), one test file at a time each, so a file's module
+    fixtures (an app session, a golden run, a Spark session) are built once; the Spark files are
+    one unit of work, so only one Java process runs at a time."""
+    for item in items:
+        path = Path(item.path).resolve()
+        group = "spark" if path.parent.name == "engines" else str(path.relative_to(ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_home_workspace(tmp_path_factory):
     """Safety net: code running outside a test's own workspace still never writes to ~."""
