@@ -134,8 +134,20 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+class ArmLabels:
+    """The control and the offers of a log that has ``columns`` and ``labels`` (control first)."""
+
+    @property
+    def control(self) -> str:
+        return self.columns.control
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        return self.labels[1:]
+
+
 @dataclass(frozen=True)
-class ExperimentLog:
+class ExperimentLog(ArmLabels):
     """A validated experiment log.
 
     Build it with :meth:`from_frame`; it never alters the user's frame (the validated frame is
@@ -186,14 +198,6 @@ class ExperimentLog:
         """Each row's position in the log (files in name order, rows in file order, after
         incomplete rows are left out)."""
         return np.arange(self.n) if self.row_positions is None else self.row_positions
-
-    @property
-    def control(self) -> str:
-        return self.columns.control
-
-    @property
-    def treatments(self) -> tuple[str, ...]:
-        return self.labels[1:]
 
     @property
     def n(self) -> int:

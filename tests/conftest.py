@@ -14,14 +14,27 @@ SHARED = ROOT.parent / "shared" / "data"
 HILLSTROM = DATA / "hillstrom.csv.gz"
 
 
+SPARK_FILES = "tests/engines/"  # the tests that start a Java process for Spark
+
+
 def pytest_collection_modifyitems(config, items):
-    """Two workers share the suite (pytest.ini), one test file at a time each, so a file's module
-    fixtures (an app session, a golden run, a Spark session) are built once; the Spark files are
-    one unit of work, so only one Java process runs at a time."""
-    for item in items:
-        path = Path(item.path).resolve()
-        group = "spark" if path.parent.name == "engines" else str(path.relative_to(ROOT))
-        item.add_marker(pytest.mark.xdist_group(group))
+    """The Spark files first: the longest unit of work starts at once, so no worker waits for it
+    at the end (the order within a file stays)."""
+    items.sort(key=lambda item: not item.nodeid.startswith(SPARK_FILES))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Two workers share the suite (pytest.ini), a test file at a time, so a file's module
+    fixtures (an app session, a golden run) are built once and its tests run in order; the Spark
+    files are one unit of work, so only one Java process runs at a time."""
+    from xdist.scheduler import LoadFileScheduling  # deferred: only under xdist
+
+    class ByFile(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SPARK_FILES if nodeid.startswith(SPARK_FILES) else super()._split_scope(nodeid)
+
+    return ByFile(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,3 +80,4 @@ def hillstrom_frame():
     from core.io import read_table
 
     return read_table(HILLSTROM, str_columns=["segment"])
+

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from ...errors import UserError, setting
 from ...io import is_parquet, read_table
-from ...schema import ExperimentLog
+from ...schema import ArmLabels, ExperimentLog
 from ...validation import check_rows, duplicated_from_counts, log_problems, prepare_rows
 from ..base import Engine, fit_rows, refuse_above
 from ..local import LocalEngine
@@ -32,7 +32,7 @@ from .session import DEFAULT_MASTER, session
 
 
 @dataclass(frozen=True)
-class SparkLog:
+class SparkLog(ArmLabels):
     """A log checked on Spark: ``frame`` holds ``_row``, the mapped columns, the features and
     whatever was attached or joined; the rest as :class:`~core.schema.ExperimentLog`."""
 
@@ -46,14 +46,6 @@ class SparkLog:
     source_frame: pd.DataFrame | None = field(default=None, repr=False)
     extra: tuple[str, ...] = ()
     dropped: dict = field(default_factory=dict)
-
-    @property
-    def control(self) -> str:
-        return self.columns.control
-
-    @property
-    def treatments(self) -> tuple[str, ...]:
-        return self.labels[1:]
 
 
 class SparkEngine(Engine):
