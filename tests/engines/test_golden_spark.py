@@ -37,17 +37,7 @@ SPARK_CASES = [c for c in table.CASES if "spark" in c.engines or (c.id, "spark")
 @pytest.fixture(scope="module")
 def spark_runs(tmp_path_factory):
     """dataset → (work folder, outcomes), its Spark cases run on first use."""
-    cache: dict = {}
-    print(f"\ngolden (Spark): core under test: {runner.core_location()}")  # shown with -s
-
-    def get(dataset: str):
-        if dataset not in cache:
-            workdir = tmp_path_factory.mktemp(f"golden_spark_{dataset}")
-            names = {c.name for c in SPARK_CASES if c.dataset == dataset}
-            cache[dataset] = (workdir, runner.run_dataset(dataset, workdir, engine="spark", spark_cases=names))
-        return cache[dataset]
-
-    yield get
+    yield runner.lazy_runs(tmp_path_factory, "spark", lambda dataset: {c.name for c in SPARK_CASES if c.dataset == dataset})
     from core.engines.spark.session import stop_sessions
 
     stop_sessions()

@@ -299,3 +299,21 @@ def run_dataset(dataset: str, workdir: Path, engine: str = "local", spark_cases:
             os.environ.pop("UPLIFT_STUDIO_WORKSPACE", None)
         else:
             os.environ["UPLIFT_STUDIO_WORKSPACE"] = previous
+
+
+def lazy_runs(tmp_path_factory, engine: str = "local", cases_of_dataset=None):
+    """dataset → (work folder, outcomes), each dataset run on first use (a fixture's getter).
+
+    ``cases_of_dataset``: with ``engine="spark"``, the names of a dataset's cases to run there."""
+    cache: dict = {}
+    prefix = "golden" if engine == "local" else f"golden_{engine}"
+    print(f"\n{prefix}: core under test: {core_location()}")  # shown with -s
+
+    def get(dataset: str):
+        if dataset not in cache:
+            workdir = tmp_path_factory.mktemp(f"{prefix}_{dataset}")
+            names = cases_of_dataset(dataset) if cases_of_dataset else None
+            cache[dataset] = (workdir, run_dataset(dataset, workdir, engine=engine, spark_cases=names))
+        return cache[dataset]
+
+    return get

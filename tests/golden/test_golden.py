@@ -51,16 +51,7 @@ def header() -> str:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """dataset → (work folder, outcomes of all its cases), run on first use."""
-    cache: dict = {}
-    print(f"\ngolden: core under test: {runner.core_location()}")  # shown with -s
-
-    def get(dataset: str):
-        if dataset not in cache:
-            workdir = tmp_path_factory.mktemp(f"golden_{dataset}")
-            cache[dataset] = (workdir, runner.run_dataset(dataset, workdir))
-        return cache[dataset]
-
-    return get
+    return runner.lazy_runs(tmp_path_factory)
 
 
 def check(case: table.Case, workdir: Path, outcome: runner.Outcome, rel: float, abs_: float) -> None:
